@@ -1,1 +1,19 @@
-"""listeners."""
+"""Listeners, grouped by kind; each module registers its own on the app."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from bot.slack.listeners import actions, commands, compose, views
+
+if TYPE_CHECKING:
+    from slack_bolt.async_app import AsyncApp
+
+    from bot.services import Services
+
+
+def register_all(app: AsyncApp, services: Services) -> None:
+    commands.register(app, services)
+    views.register(app, services)
+    actions.register(app, services)
+    compose.register(app, services)

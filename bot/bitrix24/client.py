@@ -1,0 +1,578 @@
+"""The async REST 3.0 mail client: requests, retries, rate limiting and the host check."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import re
+import time
+import weakref
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from .credentials import Credentials, Resolver, WebhookCredentials, ensure_public_host
+from .errors import (
+    Bitrix24Error,
+    ConnectionDropped,
+    PortalTimeout,
+    PortalUnavailable,
+    PortalUnreachable,
+    RateLimited,
+    TransportError,
+    UnexpectedResponse,
+    WebhookURLError,
+    error_from_response,
+    parse_reset_at,
+)
+from .limiter import PortalLimiters, shared_limiters
+from .models import (
+    Mailbox,
+    Message,
+    MessageFilter,
+    MessagePage,
+    OutgoingEmail,
+    Sender,
+    SendResult,
+)
+from .redaction import install_log_redaction
+
+__all__ = ["Bitrix24Client", "ClientConfig"]
+
+logger = logging.getLogger("bot.bitrix24")
+
+Sleep = Callable[[float], Awaitable[None]]
+_Model = TypeVar("_Model", bound=BaseModel)
+
+# Printable ASCII, 1-255 long; no space at either end, which HTTP would strip anyway.
+_METHOD = re.compile(r"[A-Za-z][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*")
+_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]{0,253}[\x21-\x7e])?")
+
+# One lock per idempotency key in the whole process: the portal may run two concurrent
+# requests with one key both, so they must never overlap. Weak values drop unused locks.
+_KEY_LOCKS: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+_HOST_CACHE_PRUNE_AT = 1024
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClientConfig:
+    """Timeouts (seconds), rate limit, retry and host-check settings of a Bitrix24Client."""
+
+    connect_timeout: float = 5.0
+    read_timeout: float = 30.0
+    write_timeout: float = 10.0
+    pool_timeout: float = 10.0
+    rate: float = 2.0
+    burst: int = 50
+    limiter_enabled: bool = True
+    rate_limit_retries: int = 5
+    backoff_base: float = 0.5
+    backoff_max: float = 10.0
+    transport_retries: int = 2
+    host_check_ttl: float = 60.0
+    user_agent: str = "b24mail"
+
+    def __post_init__(self) -> None:
+        for name in ("connect_timeout", "read_timeout", "write_timeout", "pool_timeout", "rate"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+        if self.burst < 1:
+            raise ValueError("burst must be at least 1")
+        for name in ("rate_limit_retries", "transport_retries", "backoff_base", "backoff_max"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative")
+        if self.host_check_ttl < 0:
+            raise ValueError("host_check_ttl must not be negative")
+
+
+class Bitrix24Client:
+    """Calls the REST 3.0 mail methods of any portal, one set of credentials per call.
+
+    Never follows redirects. Unless the credentials allow insecure hosts, every host is
+    checked to resolve only to public addresses before a connection (verdict cached for
+    `host_check_ttl`). Without `limiters`, all clients of the process with the same rate and
+    burst share one set of per-portal buckets. `sleep`, `clock` (monotonic seconds),
+    `rng` and `resolver` are injectable for tests.
+    """
+
+    def __init__(
+        self,
+        *,
+        http: httpx.AsyncClient | None = None,
+        config: ClientConfig | None = None,
+        limiters: PortalLimiters | None = None,
+        resolver: Resolver | None = None,
+        sleep: Sleep | None = None,
+        clock: Callable[[], float] | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._config = config or ClientConfig()
+        self._owns_http = http is None
+        if http is None:
+            http = httpx.AsyncClient(
+                follow_redirects=False,
+                timeout=self._timeout(None),
+                headers={"User-Agent": self._config.user_agent},
+            )
+        self._http = http
+        if limiters is None:
+            limiters = shared_limiters(rate=self._config.rate, burst=self._config.burst)
+        self._limiters = limiters
+        self._resolver = resolver
+        self._sleep = sleep or asyncio.sleep
+        self._clock = clock or time.monotonic
+        self._rng = rng or random.SystemRandom()
+        # host -> (expires at, forbidden?)
+        self._host_verdicts: dict[str, tuple[float, bool]] = {}
+        # (host, method) -> the `operating_reset_at` of the last successful answer
+        self._reset_at: dict[tuple[str, str], datetime] = {}
+        install_log_redaction()
+
+    @property
+    def config(self) -> ClientConfig:
+        return self._config
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the HTTP client if this object created it."""
+        if self._owns_http:
+            await self._http.aclose()
+
+    # --- the mail methods --------------------------------------------------------------
+
+    async def senders(
+        self, creds: Credentials, *, limit: int = 100, page: int = 1, timeout: float | None = None
+    ) -> list[Sender]:
+        """The addresses the user may send from; the only valid `from` values."""
+        method = "mail.mailbox.senders"
+        result = await self.call(
+            creds, method, {"pagination": _pagination(page, limit)}, read_only=True, timeout=timeout
+        )
+        return [_parse(Sender, item, creds, method) for item in _items(result, creds, method)]
+
+    async def mailboxes(
+        self,
+        creds: Credentials,
+        *,
+        name: str | None = None,
+        email: str | None = None,
+        limit: int = 50,
+        page: int = 1,
+        timeout: float | None = None,
+    ) -> list[Mailbox]:
+        """The user's mailboxes, optionally filtered by name or address fragment."""
+        method = "mail.mailbox.list"
+        params: dict[str, Any] = {}
+        if name is not None:
+            params["name"] = name
+        if email is not None:
+            params["email"] = email
+        params["pagination"] = _pagination(page, limit)
+        result = await self.call(creds, method, params, read_only=True, timeout=timeout)
+        return [_parse(Mailbox, item, creds, method) for item in _items(result, creds, method)]
+
+    async def list_messages(
+        self,
+        creds: Credentials,
+        filter: MessageFilter | None = None,
+        *,
+        limit: int = 50,
+        page: int = 1,
+        timeout: float | None = None,
+    ) -> MessagePage:
+        """One page of e-mails matching `filter`."""
+        method = "mail.message.list"
+        params = filter.to_params() if filter is not None else {}
+        params["pagination"] = _pagination(page, limit)
+        result = await self.call(creds, method, params, read_only=True, timeout=timeout)
+        items = [self._message(item, creds, method) for item in _items(result, creds, method)]
+        return MessagePage(items=items, page=page, limit=limit, has_more=len(items) >= limit)
+
+    async def get_message(
+        self,
+        creds: Credentials,
+        message_id: int,
+        *,
+        select: list[str] | None = None,
+        timeout: float | None = None,
+    ) -> Message:
+        """One e-mail by id; `select` narrows the fields returned."""
+        method = "mail.message.get"
+        params: dict[str, Any] = {"id": _positive(message_id, "message_id")}
+        if select is not None:
+            params["select"] = list(select)
+        result = await self.call(creds, method, params, read_only=True, timeout=timeout)
+        item = result.get("item") if isinstance(result, Mapping) else None
+        if not isinstance(item, Mapping):
+            raise UnexpectedResponse(host=creds.host, method=method)
+        # `select` may leave the id out; it is the one we asked for.
+        return self._message({"id": message_id, **item}, creds, method)
+
+    async def thread(
+        self, creds: Credentials, message_id: int, *, limit: int = 50, timeout: float | None = None
+    ) -> list[Message]:
+        """The e-mails of the thread that `message_id` belongs to."""
+        method = "mail.message.thread"
+        params = {"id": _positive(message_id, "message_id"), "limit": _positive(limit, "limit")}
+        result = await self.call(creds, method, params, read_only=True, timeout=timeout)
+        return [self._message(item, creds, method) for item in _items(result, creds, method)]
+
+    async def send(
+        self,
+        creds: Credentials,
+        email: OutgoingEmail,
+        *,
+        idempotency_key: str | None,
+        timeout: float | None = None,
+    ) -> SendResult:
+        """Send a new e-mail; without an idempotency key it is never retried once sent."""
+        return await self._send(
+            creds, "mail.message.send", email.to_payload(), idempotency_key, timeout
+        )
+
+    async def reply(
+        self,
+        creds: Credentials,
+        email: OutgoingEmail,
+        *,
+        reply_to_message_id: int,
+        idempotency_key: str | None,
+        timeout: float | None = None,
+    ) -> SendResult:
+        """Reply to an e-mail (the portal sets In-Reply-To and quotes the original)."""
+        payload = email.to_payload()
+        payload["replyToMessageId"] = _positive(reply_to_message_id, "reply_to_message_id")
+        return await self._send(creds, "mail.message.reply", payload, idempotency_key, timeout)
+
+    async def forward(
+        self,
+        creds: Credentials,
+        email: OutgoingEmail,
+        *,
+        forward_message_id: int,
+        idempotency_key: str | None,
+        timeout: float | None = None,
+    ) -> SendResult:
+        """Forward an e-mail with all its attachments."""
+        payload = email.to_payload()
+        payload["forwardMessageId"] = _positive(forward_message_id, "forward_message_id")
+        return await self._send(creds, "mail.message.forward", payload, idempotency_key, timeout)
+
+    # --- any method --------------------------------------------------------------------
+
+    async def call(
+        self,
+        creds: Credentials,
+        method: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+        read_only: bool = False,
+        timeout: float | None = None,
+    ) -> Any:
+        """Call a REST 3.0 method and return its `result`.
+
+        `read_only` declares the method free of side effects, so ambiguous failures
+        (timeouts, dropped connections, 5xx) are retried as if an idempotency key were set.
+        """
+        result, _headers = await self._call(
+            creds,
+            method,
+            dict(params or {}),
+            idempotency_key=idempotency_key,
+            read_only=read_only,
+            timeout=timeout,
+        )
+        return result
+
+    # --- internals ---------------------------------------------------------------------
+
+    async def _send(
+        self,
+        creds: Credentials,
+        method: str,
+        payload: dict[str, Any],
+        idempotency_key: str | None,
+        timeout: float | None,
+    ) -> SendResult:
+        result, headers = await self._call(
+            creds,
+            method,
+            payload,
+            idempotency_key=idempotency_key,
+            read_only=False,
+            timeout=timeout,
+        )
+        if not isinstance(result, Mapping) or "success" not in result:
+            raise UnexpectedResponse(host=creds.host, method=method)
+        replayed = headers.get("Idempotent-Replayed", "").strip().lower() == "true"
+        return _parse(SendResult, {**result, "replayed": replayed}, creds, method)
+
+    async def _call(
+        self,
+        creds: Credentials,
+        method: str,
+        params: dict[str, Any],
+        *,
+        idempotency_key: str | None,
+        read_only: bool,
+        timeout: float | None,
+    ) -> tuple[Any, httpx.Headers]:
+        if timeout is not None and timeout <= 0:
+            raise ValueError("timeout must be positive")
+        # The name becomes part of the URL path: keep it a plain dotted method name.
+        if not _METHOD.fullmatch(method):
+            raise ValueError(f"not a REST method name: {method!r}")
+        headers = {"Accept": "application/json"}
+        if idempotency_key is not None:
+            if not isinstance(idempotency_key, str) or not _IDEMPOTENCY_KEY.fullmatch(
+                idempotency_key
+            ):
+                raise ValueError("idempotency_key must be 1-255 printable ASCII characters")
+            headers["Idempotency-Key"] = idempotency_key
+        url, body = _target(creds, method, params)
+        repeatable = read_only or idempotency_key is not None
+        if idempotency_key is None:
+            return await self._with_retries(creds, method, url, body, headers, repeatable, timeout)
+        async with _key_lock(idempotency_key):
+            return await self._with_retries(creds, method, url, body, headers, repeatable, timeout)
+
+    async def _with_retries(
+        self,
+        creds: Credentials,
+        method: str,
+        url: str,
+        body: dict[str, Any],
+        headers: dict[str, str],
+        repeatable: bool,
+        timeout: float | None,
+    ) -> tuple[Any, httpx.Headers]:
+        config = self._config
+        rate_retries = other_retries = 0
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await self._attempt(creds, method, url, body, headers, timeout, attempt)
+            except RateLimited as err:
+                # The portal's bucket is full, maybe through other clients: pace from here.
+                if config.limiter_enabled:
+                    self._limiters.get(creds.host).saturate()
+                if rate_retries >= config.rate_limit_retries:
+                    raise
+                rate_retries += 1
+                delay = self._backoff(rate_retries)
+                reason = err.code
+            except (TransportError, PortalUnavailable) as err:
+                # A write that may have run must not run twice unless the key dedupes it.
+                if err.may_have_reached_portal and not repeatable:
+                    raise
+                if other_retries >= config.transport_retries:
+                    raise
+                other_retries += 1
+                delay = self._backoff(other_retries)
+                reason = err.code
+            logger.info(
+                "bitrix24 %s on %s failed (%s, attempt %d); retrying in %.2fs",
+                method,
+                creds.host,
+                reason,
+                attempt,
+                delay,
+            )
+            await self._sleep(delay)
+
+    async def _attempt(
+        self,
+        creds: Credentials,
+        method: str,
+        url: str,
+        body: dict[str, Any],
+        headers: dict[str, str],
+        timeout: float | None,
+        attempt: int,
+    ) -> tuple[Any, httpx.Headers]:
+        if not creds.allow_insecure:
+            await self._check_host(creds.host)
+        if self._config.limiter_enabled:
+            await self._limiters.acquire(creds.host)
+        started = self._clock()
+        try:
+            response = await self._http.post(
+                url,
+                json=body,
+                headers=headers,
+                timeout=self._timeout(timeout),
+                follow_redirects=False,
+            )
+        except httpx.HTTPError as exc:
+            logger.debug(
+                "bitrix24 POST %s %s failed after %.3fs: %s (attempt %d)",
+                creds.host,
+                method,
+                self._clock() - started,
+                type(exc).__name__,
+                attempt,
+            )
+            raise _transport_error(exc, creds.host, method) from exc
+        logger.debug(
+            "bitrix24 POST %s %s -> %d in %.3fs (attempt %d)",
+            creds.host,
+            method,
+            response.status_code,
+            self._clock() - started,
+            attempt,
+        )
+        return self._result(creds, method, response), response.headers
+
+    def _result(self, creds: Credentials, method: str, response: httpx.Response) -> Any:
+        status = response.status_code
+        data: Any = None
+        if not 300 <= status < 400:
+            try:
+                data = response.json()
+            except ValueError:
+                data = None
+        has_error = isinstance(data, Mapping) and "error" in data
+        if 200 <= status < 300 and not has_error:
+            if isinstance(data, Mapping) and "result" in data:
+                self._remember_reset(creds.host, method, data.get("time"))
+                return data["result"]
+            raise UnexpectedResponse(host=creds.host, method=method, http_status=status)
+        raise error_from_response(
+            status,
+            response.headers,
+            data if data is not None else response.content,
+            host=creds.host,
+            method=method,
+            reset_at=self._reset_at.get((creds.host, method)),
+        )
+
+    def _remember_reset(self, host: str, method: str, timing: Any) -> None:
+        if isinstance(timing, Mapping):
+            reset_at = parse_reset_at(timing.get("operating_reset_at"))
+            if reset_at is not None:
+                self._reset_at[(host, method)] = reset_at
+
+    async def _check_host(self, host: str) -> None:
+        now = self._clock()
+        cached = self._host_verdicts.get(host)
+        if cached is not None and cached[0] > now:
+            if cached[1]:
+                raise WebhookURLError("webhook_forbidden_host", host=host)
+            return
+        if len(self._host_verdicts) >= _HOST_CACHE_PRUNE_AT:
+            self._host_verdicts = {h: v for h, v in self._host_verdicts.items() if v[0] > now}
+        expires = now + self._config.host_check_ttl
+        try:
+            async with asyncio.timeout(self._config.connect_timeout):
+                await ensure_public_host(host, resolver=self._resolver)
+        except TimeoutError as exc:
+            raise PortalUnreachable(
+                "The portal's host name did not resolve in time", host=host
+            ) from exc
+        except WebhookURLError:
+            self._host_verdicts[host] = (expires, True)
+            raise
+        self._host_verdicts[host] = (expires, False)
+
+    def _timeout(self, read: float | None) -> httpx.Timeout:
+        config = self._config
+        return httpx.Timeout(
+            connect=config.connect_timeout,
+            read=read if read is not None else config.read_timeout,
+            write=config.write_timeout,
+            pool=config.pool_timeout,
+        )
+
+    def _backoff(self, retry: int) -> float:
+        """Exponential back-off with full jitter."""
+        config = self._config
+        cap = min(config.backoff_max, config.backoff_base * 2 ** (retry - 1))
+        return self._rng.uniform(0, cap)
+
+    def _message(self, item: Any, creds: Credentials, method: str) -> Message:
+        message = _parse(Message, item, creds, method)
+        url = message.url
+        # The portal may answer with a path; a link people can click needs the host.
+        if url and url.startswith("/") and not url.startswith("//"):
+            return message.model_copy(update={"url": f"{creds.scheme}://{creds.host}{url}"})
+        return message
+
+
+def _key_lock(key: str) -> asyncio.Lock:
+    lock = _KEY_LOCKS.get(key)
+    if lock is None:
+        lock = asyncio.Lock()
+        _KEY_LOCKS[key] = lock
+    return lock
+
+
+def _target(creds: Credentials, method: str, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    if isinstance(creds, WebhookCredentials):
+        return creds.api_base + method, params
+    return creds.api_base + method, {**params, "auth": creds.access_token.get_secret_value()}
+
+
+def _transport_error(exc: httpx.HTTPError, host: str, method: str) -> Bitrix24Error:
+    context: dict[str, Any] = {"host": host, "method": method}
+    if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
+        return PortalTimeout(
+            "The Bitrix24 portal did not accept the connection in time",
+            may_have_reached_portal=False,
+            **context,
+        )
+    if isinstance(exc, httpx.TimeoutException):
+        return PortalTimeout(**context)
+    if isinstance(exc, httpx.ConnectError | httpx.ProxyError | httpx.UnsupportedProtocol):
+        return PortalUnreachable(**context)
+    if isinstance(exc, httpx.DecodingError):
+        return UnexpectedResponse(**context)
+    if isinstance(exc, httpx.LocalProtocolError):
+        return UnexpectedResponse(
+            "The request to Bitrix24 could not be sent", may_have_reached_portal=False, **context
+        )
+    if isinstance(exc, httpx.TransportError):
+        return ConnectionDropped(**context)
+    return UnexpectedResponse(**context)
+
+
+def _items(result: Any, creds: Credentials, method: str) -> list[Any]:
+    items = result.get("items") if isinstance(result, Mapping) else result
+    if not isinstance(items, list):
+        raise UnexpectedResponse(host=creds.host, method=method)
+    return items
+
+
+def _parse(model: type[_Model], data: Any, creds: Credentials, method: str) -> _Model:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise UnexpectedResponse(host=creds.host, method=method) from exc
+
+
+def _positive(value: int, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer")
+    return value
+
+
+def _pagination(page: int, limit: int) -> dict[str, int]:
+    return {"page": _positive(page, "page"), "limit": _positive(limit, "limit")}

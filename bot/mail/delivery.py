@@ -1,0 +1,209 @@
+"""The delivery worker: claims due outbox rows and sends them through Bitrix24, exactly once.
+
+Exactly once rests on three things: the row id is the Idempotency-Key (a repeat after a crash or
+time-out is replayed by the portal, not sent again); a claim is a lease held by one worker at a
+time; and an attempt is cut off before its lease ends, so no two attempts for one key overlap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from bot.bitrix24 import (
+    Bitrix24Client,
+    Bitrix24Error,
+    OperationTimeLimit,
+    OutgoingEmail,
+    PortalOverloaded,
+    PortalTimeout,
+)
+from bot.mail.errors import MailError
+from bot.mail.linking import LinkService
+from bot.mail.wakeup import Wakeup
+from bot.store.base import utcnow
+from bot.store.links import SlackUser
+from bot.store.models import OutboxEmail
+from bot.store.outbox import OutboxRepository
+
+log = logging.getLogger(__name__)
+
+DETAIL_MAX = 500
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeliveryConfig:
+    lease: timedelta = timedelta(seconds=120)
+    batch: int = 16
+    concurrency: int = 8
+    idle_poll: float = 5.0  # how often to look for work nobody woke us for (other processes)
+    backoff_base: float = 5.0
+    backoff_max: float = 300.0
+    overload_backoff: float = 120.0
+
+
+def backoff_delay(
+    attempt: int, *, base: float, cap: float, rng: Callable[[], float] = random.random
+) -> float:
+    """Exponential back-off with jitter: about base·2^(n-1), never above cap."""
+    raw = min(cap, base * 2.0 ** max(attempt - 1, 0))
+    return raw / 2 + rng() * raw / 2
+
+
+class DeliveryWorker:
+    def __init__(
+        self,
+        *,
+        outbox: OutboxRepository,
+        links: LinkService,
+        bitrix24: Bitrix24Client,
+        wakeup: Wakeup,
+        on_change: Callable[[], None],
+        config: DeliveryConfig | None = None,
+    ) -> None:
+        self._outbox = outbox
+        self._links = links
+        self._bitrix24 = bitrix24
+        self._wakeup = wakeup
+        self._on_change = on_change
+        self._config = config or DeliveryConfig()
+        self.owner = f"worker-{uuid.uuid4().hex[:12]}"
+        self._slots = asyncio.Semaphore(self._config.concurrency)
+        self._in_flight: set[asyncio.Task[None]] = set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Deliver until `stop` is set; then finish what is in flight."""
+        log.info("delivery worker %s started", self.owner)
+        try:
+            while not stop.is_set():
+                claimed = await self.run_once()
+                if claimed:
+                    continue
+                await self._wakeup.wait(await self._sleep_time())
+        finally:
+            if self._in_flight:
+                await asyncio.gather(*self._in_flight, return_exceptions=True)
+            log.info("delivery worker %s stopped", self.owner)
+
+    async def run_once(self) -> int:
+        """Claim what is due (as many as there are free slots) and start sending it."""
+        free = self._config.concurrency - len(self._in_flight)
+        if free <= 0:
+            await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
+            return 1
+        rows = await self._outbox.claim_due(
+            owner=self.owner, lease=self._config.lease, limit=min(free, self._config.batch)
+        )
+        for row in rows:
+            task = asyncio.create_task(self._deliver_guarded(row), name=f"deliver-{row.id}")
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+        return len(rows)
+
+    async def _sleep_time(self) -> float:
+        due = await self._outbox.next_due_at()
+        if due is None:
+            return self._config.idle_poll
+        return max(0.0, min(self._config.idle_poll, (due - utcnow()).total_seconds()))
+
+    async def _deliver_guarded(self, row: OutboxEmail) -> None:
+        async with self._slots:
+            try:
+                await self.deliver(row)
+            except Exception:
+                # The row keeps its lease and is taken again when it expires; say so loudly.
+                log.exception("delivery of %s crashed; it will be retried after its lease", row.id)
+
+    async def deliver(self, row: OutboxEmail) -> None:
+        user = SlackUser(
+            team_id=row.team_id, user_id=row.slack_user_id, enterprise_id=row.enterprise_id
+        )
+        started = utcnow()
+        try:
+            link = await self._links.require(user)
+            credentials = self._links.credentials(link)
+            email = OutgoingEmail(
+                from_=row.sender,
+                to=list(row.to_addrs),
+                cc=list(row.cc_addrs),
+                bcc=list(row.bcc_addrs),
+                subject=row.subject,
+                body=row.body_html,
+            )
+            # End the attempt well before the lease does: a second worker may take the row then,
+            # and two attempts with one key at once could both be sent.
+            budget = max(1.0, self._config.lease.total_seconds() - 10)
+            try:
+                async with asyncio.timeout(budget):
+                    if row.kind == "reply" and row.reply_to_message_id is not None:
+                        await self._bitrix24.reply(
+                            credentials,
+                            email,
+                            reply_to_message_id=row.reply_to_message_id,
+                            idempotency_key=row.id,
+                        )
+                    else:
+                        await self._bitrix24.send(credentials, email, idempotency_key=row.id)
+            except TimeoutError as exc:
+                raise PortalTimeout(
+                    "the attempt ran out of time", may_have_reached_portal=True
+                ) from exc
+        except Bitrix24Error as exc:
+            await self._failed_attempt(row, exc.code, exc, transient=exc.transient)
+        except MailError as exc:
+            await self._failed_attempt(row, exc.code, exc, transient=False)
+        else:
+            if await self._outbox.mark_sent(row.id, owner=self.owner):
+                await self._links.remember_sender(user, row.sender)
+            log.info(
+                "sent email=%s kind=%s attempt=%d took_ms=%d",
+                row.id,
+                row.kind,
+                row.attempts,
+                (utcnow() - started).total_seconds() * 1000,
+            )
+        self._on_change()
+
+    async def _failed_attempt(
+        self, row: OutboxEmail, code: str, error: Exception, *, transient: bool
+    ) -> None:
+        detail = _portal_detail(error)
+        now = utcnow()
+        retry_at = self._retry_at(row, error, now) if transient else None
+        if retry_at is not None and retry_at <= row.deadline_at:
+            await self._outbox.mark_retry(
+                row.id, owner=self.owner, at=retry_at, code=code, detail=detail
+            )
+            log.warning(
+                "email=%s attempt=%d failed (%s); retrying at %s",
+                row.id,
+                row.attempts,
+                code,
+                retry_at.isoformat(),
+            )
+            return
+        final_code = "gave_up" if transient else code
+        await self._outbox.mark_failed(row.id, owner=self.owner, code=final_code, detail=detail)
+        log.warning("email=%s failed for good (%s, last error %s)", row.id, final_code, code)
+
+    def _retry_at(self, row: OutboxEmail, error: Exception, now: datetime) -> datetime:
+        config = self._config
+        delay = backoff_delay(row.attempts, base=config.backoff_base, cap=config.backoff_max)
+        if isinstance(error, PortalOverloaded):
+            delay = max(delay, config.overload_backoff)
+        if isinstance(error, OperationTimeLimit) and error.reset_at is not None:
+            return max(error.reset_at, now + timedelta(seconds=1))
+        return now + timedelta(seconds=delay)
+
+
+def _portal_detail(error: Exception) -> str | None:
+    """The portal's own words (often in the portal's language), shown under our explanation."""
+    message = getattr(error, "portal_message", None)
+    if not message:
+        return None
+    return str(message)[:DETAIL_MAX]

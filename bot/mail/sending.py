@@ -1,0 +1,97 @@
+"""Submitting e-mails to the outbox, retrying them, and reading a user's history."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from bot.mail.compose import ValidEmail
+from bot.mail.errors import EmailNotFound, SendingCapReached
+from bot.mail.wakeup import Wakeup
+from bot.store.base import utcnow
+from bot.store.links import SlackUser
+from bot.store.models import OutboxEmail
+from bot.store.outbox import NewEmail, OutboxRepository
+
+log = logging.getLogger(__name__)
+
+
+class SendingService:
+    def __init__(
+        self,
+        *,
+        outbox: OutboxRepository,
+        wakeup: Wakeup,
+        retry_window: timedelta,
+        hourly_cap: int,
+    ) -> None:
+        self.outbox = outbox
+        self._wakeup = wakeup
+        self._retry_window = retry_window
+        self._hourly_cap = hourly_cap
+
+    @property
+    def hourly_cap(self) -> int:
+        return self._hourly_cap
+
+    async def check_cap(self, user: SlackUser) -> None:
+        sent = await self.outbox.count_since(user, utcnow() - timedelta(hours=1))
+        if sent >= self._hourly_cap:
+            raise SendingCapReached()
+
+    async def submit(
+        self,
+        user: SlackUser,
+        email: ValidEmail,
+        *,
+        submission_key: str,
+        result_channel: str,
+        result_thread_ts: str | None = None,
+        reply_to_message_id: int | None = None,
+    ) -> tuple[OutboxEmail, bool]:
+        """Queue the e-mail durably; returns (row, created). A repeated submission creates nothing."""
+        row, created = await self.outbox.enqueue(
+            NewEmail(
+                submission_key=submission_key,
+                user=user,
+                kind="reply" if reply_to_message_id is not None else "send",
+                sender=email.sender,
+                to=email.to,
+                cc=email.cc,
+                bcc=email.bcc,
+                subject=email.subject,
+                body_html=email.body_html,
+                body_source=email.body_source,
+                reply_to_message_id=reply_to_message_id,
+                result_channel=result_channel,
+                result_thread_ts=result_thread_ts,
+                deadline=utcnow() + self._retry_window,
+            )
+        )
+        if created:
+            self._wakeup.notify()
+            log.info(
+                "queued email=%s kind=%s user=%s recipients=%d",
+                row.id,
+                row.kind,
+                user.user_id,
+                len(row.to_addrs) + len(row.cc_addrs) + len(row.bcc_addrs),
+            )
+        else:
+            log.info("duplicate submission ignored email=%s", row.id)
+        return row, created
+
+    async def retry(self, email_id: str, user: SlackUser) -> None:
+        """Queue a failed e-mail again: same row, same Idempotency-Key, so never sent twice."""
+        if not await self.outbox.requeue(email_id, user, deadline=utcnow() + self._retry_window):
+            raise EmailNotFound()
+        self._wakeup.notify()
+
+    async def owned(self, email_id: str, user: SlackUser) -> OutboxEmail:
+        row = await self.outbox.get_owned(email_id, user)
+        if row is None:
+            raise EmailNotFound()
+        return row
+
+    async def history(self, user: SlackUser, *, limit: int = 10) -> list[OutboxEmail]:
+        return await self.outbox.history(user, limit=limit)

@@ -1,0 +1,91 @@
+"""The long-lived objects of a process, built once from Settings and handed to every layer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.background import Background
+from bot.bitrix24 import Bitrix24Client, ClientConfig, install_log_redaction
+from bot.mail.delivery import DeliveryConfig
+from bot.mail.linking import LinkService
+from bot.mail.sending import SendingService
+from bot.mail.wakeup import Wakeup
+from bot.settings import Settings
+from bot.slack.clients import SlackClients
+from bot.store.crypto import SecretBox
+from bot.store.db import SessionFactory, create_engine, create_session_factory
+from bot.store.links import LinkRepository
+from bot.store.outbox import OutboxRepository
+
+
+@dataclass(kw_only=True)
+class Services:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: SessionFactory
+    links: LinkService
+    link_repository: LinkRepository
+    outbox: OutboxRepository
+    sending: SendingService
+    bitrix24: Bitrix24Client
+    slack_clients: SlackClients
+    background: Background
+    delivery_wakeup: Wakeup
+    notify_wakeup: Wakeup
+    delivery_config: DeliveryConfig = field(default_factory=DeliveryConfig)
+
+    async def aclose(self) -> None:
+        await self.background.drain(timeout=10)
+        await self.bitrix24.aclose()
+        await self.engine.dispose()
+
+
+def build_services(
+    settings: Settings,
+    *,
+    engine: AsyncEngine | None = None,
+    delivery_config: DeliveryConfig | None = None,
+) -> Services:
+    install_log_redaction()
+    engine = engine or create_engine(settings.database_url)
+    sessions = create_session_factory(engine)
+    repository = LinkRepository(sessions=sessions, box=SecretBox(settings.secret_keys()))
+    outbox = OutboxRepository(sessions=sessions)
+    bitrix24 = Bitrix24Client(
+        config=ClientConfig(
+            rate=settings.bitrix24_rate,
+            burst=settings.bitrix24_burst,
+            read_timeout=settings.bitrix24_read_timeout,
+        )
+    )
+    delivery_wakeup = Wakeup()
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    return Services(
+        settings=settings,
+        engine=engine,
+        sessions=sessions,
+        links=LinkService(
+            links=repository,
+            bitrix24=bitrix24,
+            allow_insecure=settings.b24mail_allow_insecure_portals,
+            probe_timeout=settings.b24mail_connect_timeout_seconds,
+            sender_ttl=timedelta(minutes=settings.b24mail_sender_cache_minutes),
+        ),
+        link_repository=repository,
+        outbox=outbox,
+        sending=SendingService(
+            outbox=outbox,
+            wakeup=delivery_wakeup,
+            retry_window=timedelta(minutes=settings.b24mail_retry_window_minutes),
+            hourly_cap=settings.b24mail_hourly_cap,
+        ),
+        bitrix24=bitrix24,
+        slack_clients=SlackClients(token=token, base_url=settings.slack_api_url),
+        background=Background(),
+        delivery_wakeup=delivery_wakeup,
+        notify_wakeup=Wakeup(),
+        delivery_config=delivery_config or DeliveryConfig(),
+    )

@@ -1,0 +1,47 @@
+"""Callback, block and action ids: the contract between our views and our listeners.
+
+The manifest test checks that every callback id here has a listener and vice versa.
+"""
+
+from __future__ import annotations
+
+COMMAND = "/b24mail"
+
+# views (callback_id)
+CONNECT_VIEW = "b24mail_connect"
+COMPOSE_VIEW = "b24mail_compose"
+REPLY_VIEW = "b24mail_reply"
+
+# message shortcut (callback_id, also in manifest.yml)
+REPLY_SHORTCUT = "b24mail_reply_by_email"
+
+# connect modal
+CONNECT_URL_BLOCK = "webhook"
+CONNECT_URL_ACTION = "webhook_url"
+
+# compose / reply modal blocks and actions
+FROM_BLOCK = "from"
+FROM_ACTION = "from_select"
+TO_BLOCK = "to"
+CC_BLOCK = "cc"
+BCC_BLOCK = "bcc"
+ADDRESSES_ACTION = "addresses"
+SUBJECT_BLOCK = "subject"
+SUBJECT_ACTION = "subject_input"
+BODY_BLOCK = "body"
+BODY_ACTION = "body_input"
+POST_TO_BLOCK = "post_to"
+POST_TO_ACTION = "post_to_select"
+REPLY_TARGET_BLOCK = "reply_target"
+REPLY_TARGET_ACTION = "reply_target_select"
+REPLY_ALL_BLOCK = "reply_all"
+REPLY_ALL_ACTION = "reply_all_toggle"
+
+# buttons
+OPEN_CONNECT_ACTION = "b24mail_open_connect"
+RETRY_ACTION = "b24mail_retry"
+EDIT_RESEND_ACTION = "b24mail_edit_resend"
+INBOX_MORE_ACTION = "b24mail_inbox_more"
+INBOX_REPLY_ACTION = "b24mail_inbox_reply"
+INBOX_SHARE_ACTION = "b24mail_inbox_share"
+OPEN_IN_BITRIX_ACTION = "b24mail_open_in_bitrix24"

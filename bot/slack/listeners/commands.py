@@ -1,0 +1,115 @@
+"""`/b24mail` and its subcommands. Each answers well inside Slack's 3 seconds: local work
+happens before the ack; anything that calls Slack again runs after it, in the background."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from bot.slack import ids
+from bot.slack.command_text import parse_command_text
+from bot.slack.identity import acting_user
+from bot.slack.listeners.command_call import CommandCall
+from bot.slack.listeners.compose import open_compose, show_history
+from bot.slack.render.connect import connect_modal, help_blocks, slack_date, status_blocks
+from bot.slack.slack_calls import open_view_or_explain
+from bot.slack.wording import Texts
+
+if TYPE_CHECKING:
+    from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    from bot.services import Services
+
+log = logging.getLogger(__name__)
+
+
+def register(app: AsyncApp, services: Services) -> None:
+    async def on_b24mail(
+        ack: AsyncAck,
+        body: dict[str, Any],
+        command: dict[str, Any],
+        context: dict[str, Any],
+        client: AsyncWebClient,
+        respond: AsyncRespond,
+    ) -> None:
+        parsed = parse_command_text(command.get("text"))
+        t = Texts()
+        user = acting_user(context, body)
+        log.info("command user=%s team=%s sub=%s", user.user_id, user.team_id, parsed.name)
+        handler = _HANDLERS.get(parsed.name, _unknown)
+        await handler(
+            CommandCall(
+                services=services,
+                t=t,
+                user=user,
+                ack=ack,
+                command=command,
+                parsed=parsed,
+                client=client,
+                respond=respond,
+            )
+        )
+
+    app.command(ids.COMMAND)(on_b24mail)
+
+
+async def _help(call: CommandCall) -> None:
+    linked = await call.services.links.get(call.user) is not None
+    blocks = help_blocks(call.t, linked=linked)
+    await call.ack(text=call.t("help.title"), blocks=blocks)
+
+
+async def _unknown(call: CommandCall) -> None:
+    linked = await call.services.links.get(call.user) is not None
+    blocks = help_blocks(call.t, unknown=call.parsed.raw_name, linked=linked)
+    await call.ack(text=call.t("help.title"), blocks=blocks)
+
+
+async def _connect(call: CommandCall) -> None:
+    await call.ack()
+    view = connect_modal(call.t, private_metadata=call.origin.encode())
+    call.services.background.spawn(
+        open_view_or_explain(
+            client=call.client,
+            trigger_id=call.trigger_id,
+            view=view,
+            respond=call.respond,
+            t=call.t,
+        ),
+        name="open-connect-modal",
+    )
+
+
+async def _disconnect(call: CommandCall) -> None:
+    removed = await call.services.links.disconnect(call.user)
+    await call.ack(text=call.t("disconnect.done" if removed else "disconnect.none"))
+
+
+async def _status(call: CommandCall) -> None:
+    link = await call.services.links.get(call.user)
+    if link is None:
+        await call.ack(text=call.t("status.not_linked"), blocks=help_blocks(call.t, linked=False))
+        return
+    checked = link.last_verified_at
+    blocks = status_blocks(
+        call.t,
+        host=link.portal_host,
+        b24_user_id=link.b24_user_id,
+        senders=link.senders,
+        last_checked=slack_date(checked, checked.isoformat(timespec="minutes"))
+        if checked
+        else None,
+        linked_at=slack_date(link.created_at, link.created_at.isoformat(timespec="minutes")),
+    )
+    await call.ack(text=call.t("status.title"), blocks=blocks)
+
+
+_HANDLERS = {
+    "send": open_compose,
+    "history": show_history,
+    "help": _help,
+    "connect": _connect,
+    "disconnect": _disconnect,
+    "status": _status,
+}

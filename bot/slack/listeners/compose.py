@@ -1,0 +1,241 @@
+"""Writing an e-mail: the compose modal, its submission, history, Retry and Edit and resend."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from bot.mail.addresses import parse_address_list
+from bot.mail.compose import ComposeInput, FieldProblem, validate_compose
+from bot.mail.errors import MailError, SendingCapReached
+from bot.mail.richtext import collect_mentions
+from bot.slack import ids
+from bot.slack.errors import explain
+from bot.slack.identity import acting_user
+from bot.slack.listeners.command_call import CommandCall
+from bot.slack.metadata import ViewOrigin
+from bot.slack.render.compose import Prefill, compose_modal, inline_errors
+from bot.slack.render.connect import connect_prompt
+from bot.slack.render.status import history_blocks
+from bot.slack.slack_calls import open_view_or_explain
+from bot.slack.user_names import UserNames
+from bot.slack.view_state import rich_text_value, selected_conversation, selected_value, text_value
+from bot.slack.wording import Texts
+from bot.store.links import SlackUser
+
+if TYPE_CHECKING:
+    from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    from bot.services import Services
+    from bot.store.models import Link
+
+log = logging.getLogger(__name__)
+
+
+async def open_compose(call: CommandCall) -> None:
+    """`/b24mail` or `/b24mail send [addresses]`: the modal opens right after the ack."""
+    services = call.services
+    link = await services.links.get(call.user)
+    if link is None:
+        await call.ack(text=call.t("connect.prompt"), blocks=connect_prompt(call.t))
+        return
+    await call.ack()
+    prefill = Prefill(
+        to=_addresses_argument(call.parsed.argument), sender_email=_last_sender_email(link)
+    )
+    view = compose_modal(
+        call.t, senders=link.senders, prefill=prefill, private_metadata=call.origin.encode()
+    )
+    services.background.spawn(
+        _open_then_refresh(
+            services, call.client, call.trigger_id, view, call.respond, call.t, call.user, link
+        ),
+        name="open-compose-modal",
+    )
+
+
+async def show_history(call: CommandCall) -> None:
+    emails = await call.services.sending.history(call.user, limit=10)
+    await call.ack(text=call.t("history.title"), blocks=history_blocks(call.t, emails))
+
+
+async def _open_then_refresh(
+    services: Services,
+    client: AsyncWebClient,
+    trigger_id: str,
+    view: dict[str, Any],
+    respond: AsyncRespond,
+    t: Texts,
+    user: SlackUser,
+    link: Link,
+) -> None:
+    await open_view_or_explain(
+        client=client, trigger_id=trigger_id, view=view, respond=respond, t=t
+    )
+    if services.links.senders_stale(link):
+        try:
+            await services.links.refresh_senders(user)
+        except Exception as exc:  # noqa: BLE001 - the cached list keeps working; log why
+            log.warning(
+                "sender refresh failed user=%s: %s",
+                user.user_id,
+                getattr(exc, "code", type(exc).__name__),
+            )
+
+
+def register(app: AsyncApp, services: Services) -> None:
+    names = UserNames()
+
+    async def on_submit(
+        ack: AsyncAck,
+        body: dict[str, Any],
+        view: dict[str, Any],
+        context: dict[str, Any],
+        client: AsyncWebClient,
+    ) -> None:
+        t = Texts()
+        user = acting_user(context, body)
+        origin = ViewOrigin.decode(view.get("private_metadata"))
+        link = await services.links.get(user)
+        if link is None:
+            await ack(response_action="errors", errors={ids.FROM_BLOCK: t("error.not_linked")})
+            return
+        form = ComposeInput(
+            sender=selected_value(view, ids.FROM_BLOCK, ids.FROM_ACTION),
+            to=text_value(view, ids.TO_BLOCK, ids.ADDRESSES_ACTION),
+            cc=text_value(view, ids.CC_BLOCK, ids.ADDRESSES_ACTION),
+            bcc=text_value(view, ids.BCC_BLOCK, ids.ADDRESSES_ACTION),
+            subject=text_value(view, ids.SUBJECT_BLOCK, ids.SUBJECT_ACTION),
+            body=rich_text_value(view, ids.BODY_BLOCK, ids.BODY_ACTION),
+        )
+        mentioned, _channels = collect_mentions(form.body) if form.body else (set(), set())
+        resolved = await names.resolve(client, mentioned) if mentioned else {}
+        result = validate_compose(
+            form,
+            senders=link.senders,
+            max_recipients=services.settings.b24mail_max_recipients,
+            user_name=resolved.get,
+        )
+        if isinstance(result, list):
+            await ack(response_action="errors", errors=inline_errors(t, result))
+            return
+        try:
+            await services.sending.check_cap(user)
+        except SendingCapReached as exc:
+            cap_text = t.error(exc.code, cap=services.sending.hourly_cap)
+            await ack(response_action="errors", errors={ids.TO_BLOCK: cap_text})
+            return
+        post_to = (
+            selected_conversation(view, ids.POST_TO_BLOCK, ids.POST_TO_ACTION)
+            or origin.channel_id
+            or user.user_id
+        )
+        thread_ts = origin.thread_ts if post_to == origin.channel_id else None
+        await services.sending.submit(
+            user,
+            result,
+            submission_key=f"{view.get('id')}:{view.get('hash')}",
+            result_channel=post_to,
+            result_thread_ts=thread_ts,
+            reply_to_message_id=origin.reply_to_message_id,
+        )
+        await ack()
+        services.notify_wakeup.notify()
+
+    async def on_retry(
+        ack: AsyncAck,
+        body: dict[str, Any],
+        action: dict[str, Any],
+        context: dict[str, Any],
+        respond: AsyncRespond,
+    ) -> None:
+        t = Texts()
+        user = acting_user(context, body)
+        try:
+            await services.sending.retry(str(action.get("value", "")), user)
+        except MailError as exc:
+            await ack()
+            services.background.spawn(
+                respond(text=explain(t, exc), response_type="ephemeral", replace_original=False),
+                name="retry-refused",
+            )
+            return
+        await ack()
+        services.notify_wakeup.notify()
+
+    async def on_edit(
+        ack: AsyncAck,
+        body: dict[str, Any],
+        action: dict[str, Any],
+        context: dict[str, Any],
+        client: AsyncWebClient,
+        respond: AsyncRespond,
+    ) -> None:
+        await ack()
+        t = Texts()
+        user = acting_user(context, body)
+        try:
+            email = await services.sending.owned(str(action.get("value", "")), user)
+            link = await services.links.require(user)
+        except MailError as exc:
+            services.background.spawn(
+                respond(text=explain(t, exc), response_type="ephemeral", replace_original=False),
+                name="edit-refused",
+            )
+            return
+        origin = ViewOrigin(
+            channel_id=email.result_channel,
+            thread_ts=email.result_thread_ts,
+            reply_to_message_id=email.reply_to_message_id,
+            resend_of=email.id,
+        )
+        prefill = Prefill(
+            sender_email=_email_of(email.sender),
+            to=", ".join(email.to_addrs),
+            cc=", ".join(email.cc_addrs),
+            bcc=", ".join(email.bcc_addrs),
+            subject=email.subject,
+            body=email.body_source,
+            post_to=email.result_channel if email.result_channel[:1] in "CGD" else None,
+        )
+        view = compose_modal(
+            t,
+            senders=link.senders,
+            prefill=prefill,
+            private_metadata=origin.encode(),
+            callback_id=ids.REPLY_VIEW if email.reply_to_message_id else ids.COMPOSE_VIEW,
+        )
+        services.background.spawn(
+            open_view_or_explain(
+                client=client, trigger_id=body["trigger_id"], view=view, respond=respond, t=t
+            ),
+            name="open-edit-modal",
+        )
+
+    app.view_submission(ids.COMPOSE_VIEW)(on_submit)
+    app.action(ids.RETRY_ACTION)(on_retry)
+    app.action(ids.EDIT_RESEND_ACTION)(on_edit)
+
+
+def _addresses_argument(argument: str) -> str:
+    """`/b24mail send <mailto:a@b.c|a@b.c>` arrives with Slack's escaping; keep what parses."""
+    if not argument:
+        return ""
+    parsed = parse_address_list(argument, slack_escaped=True)
+    # Invalid tokens stay in the field (new-line separated, since they may hold commas) so the
+    # user sees and fixes them instead of losing them.
+    kept = [a.formatted() for a in parsed.addresses] + list(parsed.invalid)
+    return "\n".join(kept) if parsed.invalid else ", ".join(kept)
+
+
+def _last_sender_email(link: Link) -> str | None:
+    return _email_of(link.last_sender) if link.last_sender else None
+
+
+def _email_of(sender: str) -> str | None:
+    parsed = parse_address_list(sender)
+    return parsed.addresses[0].email if parsed.addresses else None
+
+
+__all__ = ["FieldProblem", "open_compose", "register", "show_history"]

@@ -1,0 +1,179 @@
+"""Keeps each e-mail's status message in Slack in step with the outbox, whatever Slack does.
+
+A row is "behind" while its state_version is ahead of what Slack shows. The notifier posts the
+first message (where the user chose, in the thread when there is one), then chat.update's it.
+If the bot may not post there, the message goes to a DM with the user, saying why. Rate limits,
+outages and errors push the row back with a delay (Retry-After when Slack gives one); the row
+stays pending until Slack has it, so a status is never lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.mail.wakeup import Wakeup
+from bot.slack.clients import SlackClients
+from bot.slack.render.status import status_message
+from bot.slack.wording import Texts
+from bot.store.base import utcnow
+from bot.store.models import OutboxEmail
+from bot.store.outbox import FAILED, OutboxRepository
+
+log = logging.getLogger(__name__)
+
+# Errors after which the conversation will not take the message: fall back to a DM.
+UNPOSTABLE = frozenset(
+    {
+        "not_in_channel",
+        "channel_not_found",
+        "is_archived",
+        "restricted_action",
+        "cant_post_in_thread",
+    }
+)
+NOTIFY_BACKOFF_MAX = 600.0
+
+
+class StatusNotifier:
+    def __init__(
+        self,
+        *,
+        outbox: OutboxRepository,
+        clients: SlackClients,
+        wakeup: Wakeup,
+        texts_for: Callable[[OutboxEmail], Texts] = lambda _row: Texts(),
+        retry_window_minutes: float = 30,
+        lease: timedelta = timedelta(seconds=60),
+        batch: int = 20,
+        idle_poll: float = 5.0,
+    ) -> None:
+        self._outbox = outbox
+        self._clients = clients
+        self._wakeup = wakeup
+        self._texts_for = texts_for
+        self._retry_window_minutes = retry_window_minutes
+        self._lease = lease
+        self._batch = batch
+        self._idle_poll = idle_poll
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            if await self.run_once():
+                continue
+            await self._wakeup.wait(await self._sleep_time())
+
+    async def run_once(self) -> int:
+        rows = await self._outbox.claim_notifications(lease=self._lease, limit=self._batch)
+        if rows:
+            await asyncio.gather(*(self._notify_guarded(row) for row in rows))
+        return len(rows)
+
+    async def _sleep_time(self) -> float:
+        due = await self._outbox.next_notification_at()
+        if due is None:
+            return self._idle_poll
+        return max(0.0, min(self._idle_poll, (due - utcnow()).total_seconds()))
+
+    async def _notify_guarded(self, row: OutboxEmail) -> None:
+        try:
+            await self.notify(row)
+        except Exception:
+            log.exception("status message of email=%s failed; trying again later", row.id)
+            await self._later(row, None)
+
+    async def notify(self, row: OutboxEmail) -> None:
+        t = self._texts_for(row)
+        client = await self._clients.for_team(enterprise_id=row.enterprise_id, team_id=row.team_id)
+        text, blocks = status_message(t, row, explanation=self._explain(t, row))
+        try:
+            if row.status_ts and row.status_channel:
+                await client.chat_update(
+                    channel=row.status_channel, ts=row.status_ts, text=text, blocks=blocks
+                )
+                channel, ts, note = row.status_channel, row.status_ts, row.status_note
+            else:
+                channel, ts, note = await self._post_first(client, t, row, text, blocks)
+        except SlackApiError as exc:
+            error = str(exc.response.get("error", ""))
+            if error == "message_not_found" and row.status_ts:
+                # Someone deleted the status message: post a fresh one next time.
+                row.status_ts = None
+                channel, ts, note = await self._post_first(client, t, row, text, blocks)
+            else:
+                log.warning(
+                    "slack refused status of email=%s: %s",
+                    row.id,
+                    error or exc.response.status_code,
+                )
+                await self._later(row, _retry_after(exc))
+                return
+        except (SlackClientError, OSError, TimeoutError) as exc:
+            log.warning("slack unreachable for status of email=%s: %s", row.id, type(exc).__name__)
+            await self._later(row, None)
+            return
+        await self._outbox.mark_notified(
+            row.id, version=row.state_version, channel=channel, ts=ts, note=note
+        )
+
+    async def _post_first(
+        self,
+        client: AsyncWebClient,
+        t: Texts,
+        row: OutboxEmail,
+        text: str,
+        blocks: list[dict[str, object]],
+    ) -> tuple[str, str, str | None]:
+        try:
+            response = await client.chat_postMessage(
+                channel=row.result_channel, thread_ts=row.result_thread_ts, text=text, blocks=blocks
+            )
+            return str(response["channel"]), str(response["ts"]), None
+        except SlackApiError as exc:
+            error = str(exc.response.get("error", ""))
+            if error not in UNPOSTABLE:
+                raise
+        reason_key = (
+            f"post_reason.{error}" if t.has(f"post_reason.{error}") else "post_reason.other"
+        )
+        note = t("status_msg.dm_note", channel=row.result_channel, reason=t(reason_key))
+        text, blocks = status_message(t, row, explanation=self._explain(t, row), dm_note=note)
+        opened = await client.conversations_open(users=row.slack_user_id)
+        dm = str(opened["channel"]["id"])
+        response = await client.chat_postMessage(channel=dm, text=text, blocks=blocks)
+        log.info("status of email=%s went to a DM (%s)", row.id, error)
+        return str(response["channel"]), str(response["ts"]), error
+
+    def _explain(self, t: Texts, row: OutboxEmail) -> str | None:
+        if row.status != FAILED or not row.error_code:
+            return None
+        if row.error_code == "gave_up":
+            return t("error.gave_up", minutes=int(self._retry_window_minutes))
+        params: dict[str, object] = {}
+        if row.error_code == "portal_moved":
+            params["new_host"] = row.error_detail or "?"
+        return t.error(row.error_code, **params)
+
+    async def _later(self, row: OutboxEmail, retry_after: float | None) -> None:
+        delay = (
+            retry_after
+            if retry_after is not None
+            else min(NOTIFY_BACKOFF_MAX, 2.0 * (2 ** max(row.notify_attempts - 1, 0)))
+        )
+        await self._outbox.notify_later(row.id, at=utcnow() + timedelta(seconds=delay))
+
+
+def _retry_after(exc: SlackApiError) -> float | None:
+    headers = getattr(exc.response, "headers", None) or {}
+    value = headers.get("Retry-After") or headers.get("retry-after")
+    if isinstance(value, list):
+        value = value[0] if value else None
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,1 @@
+"""Block Kit views and messages, built from wording and plain data."""

@@ -1,0 +1,173 @@
+"""The compose modal (new e-mail, edit and resend, reply) and its inline errors."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.mail.compose import FieldProblem
+from bot.slack import ids
+from bot.slack.blocks import Block, modal, option, plain, section
+from bot.slack.wording import Texts
+
+BLOCK_OF_FIELD = {
+    "from": ids.FROM_BLOCK,
+    "to": ids.TO_BLOCK,
+    "cc": ids.CC_BLOCK,
+    "bcc": ids.BCC_BLOCK,
+    "subject": ids.SUBJECT_BLOCK,
+    "body": ids.BODY_BLOCK,
+    "reply_target": ids.REPLY_TARGET_BLOCK,
+}
+MAX_SENDER_OPTIONS = 100
+
+
+@dataclass(frozen=True, kw_only=True)
+class Prefill:
+    sender_email: str | None = None
+    to: str = ""
+    cc: str = ""
+    bcc: str = ""
+    subject: str = ""
+    body: Mapping[str, Any] | None = None
+    post_to: str | None = None
+    extra_blocks: Sequence[Block] = field(default_factory=tuple)
+
+
+def compose_modal(
+    t: Texts,
+    *,
+    senders: Sequence[Mapping[str, Any]],
+    prefill: Prefill,
+    private_metadata: str,
+    callback_id: str = ids.COMPOSE_VIEW,
+    title_key: str = "compose.title",
+    leading_blocks: Sequence[Block] = (),
+    notice: str | None = None,
+) -> Block:
+    if not senders:
+        return modal(
+            callback_id=callback_id,
+            title=t(title_key),
+            close=t("compose.close"),
+            blocks=[section(t("compose.no_senders"))],
+            private_metadata=private_metadata,
+        )
+    sender_options = [
+        option(str(s.get("sender") or s.get("email")), str(s["email"])[:150])
+        for s in senders[:MAX_SENDER_OPTIONS]
+    ]
+    chosen = next(
+        (
+            o
+            for o in sender_options
+            if prefill.sender_email and o["value"].lower() == prefill.sender_email.lower()
+        ),
+        sender_options[0],
+    )
+    blocks: list[Block] = list(leading_blocks)
+    if notice:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": notice}]})
+    blocks += [
+        _input(
+            ids.FROM_BLOCK,
+            t("compose.from"),
+            {
+                "type": "static_select",
+                "action_id": ids.FROM_ACTION,
+                "options": sender_options,
+                "initial_option": chosen,
+            },
+        ),
+        _addresses(t, ids.TO_BLOCK, "compose.to", prefill.to, optional=False),
+        _addresses(t, ids.CC_BLOCK, "compose.cc", prefill.cc, optional=True),
+        _addresses(t, ids.BCC_BLOCK, "compose.bcc", prefill.bcc, optional=True),
+        _input(
+            ids.SUBJECT_BLOCK,
+            t("compose.subject"),
+            _with_initial(
+                {"type": "plain_text_input", "action_id": ids.SUBJECT_ACTION, "max_length": 250},
+                prefill.subject[:250],
+            ),
+        ),
+        _input(ids.BODY_BLOCK, t("compose.body"), _body_element(prefill.body)),
+        *prefill.extra_blocks,
+        _input(ids.POST_TO_BLOCK, t("compose.post_to"), _post_to_element(prefill.post_to)),
+    ]
+    return modal(
+        callback_id=callback_id,
+        title=t(title_key),
+        submit=t("compose.submit"),
+        close=t("compose.close"),
+        blocks=blocks,
+        private_metadata=private_metadata,
+    )
+
+
+def inline_errors(t: Texts, problems: Sequence[FieldProblem]) -> dict[str, str]:
+    """response_action=errors wants {block_id: message}; every message names the bad value."""
+    return {
+        BLOCK_OF_FIELD.get(p.field, ids.TO_BLOCK): t(f"validation.{p.code}", **p.params)[:2000]
+        for p in problems
+    }
+
+
+def _input(
+    block_id: str, label: str, element: Block, *, optional: bool = False, hint: str | None = None
+) -> Block:
+    block: Block = {
+        "type": "input",
+        "block_id": block_id,
+        "label": plain(label, 2000),
+        "element": element,
+        "optional": optional,
+    }
+    if hint:
+        block["hint"] = plain(hint, 2000)
+    return block
+
+
+def _addresses(t: Texts, block_id: str, label_key: str, initial: str, *, optional: bool) -> Block:
+    element = _with_initial(
+        {
+            "type": "plain_text_input",
+            "action_id": ids.ADDRESSES_ACTION,
+            "multiline": False,
+            "placeholder": plain(t("compose.addresses_placeholder"), 150),
+        },
+        initial[:3000],
+    )
+    return _input(
+        block_id,
+        t(label_key),
+        element,
+        optional=optional,
+        hint=t("compose.addresses_hint") if block_id == ids.TO_BLOCK else None,
+    )
+
+
+def _body_element(body: Mapping[str, Any] | None) -> Block:
+    element: Block = {"type": "rich_text_input", "action_id": ids.BODY_ACTION}
+    if body:
+        element["initial_value"] = dict(body)
+    return element
+
+
+def _post_to_element(channel: str | None) -> Block:
+    element: Block = {
+        "type": "conversations_select",
+        "action_id": ids.POST_TO_ACTION,
+        "filter": {"include": ["public", "private", "im", "mpim"], "exclude_bot_users": True},
+    }
+    if channel:
+        element["initial_conversation"] = channel
+    else:
+        element["default_to_current_conversation"] = True
+    return element
+
+
+def _with_initial(element: Block, value: str) -> Block:
+    if value:
+        element["initial_value"] = value
+    return element

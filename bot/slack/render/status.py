@@ -1,0 +1,134 @@
+"""The status message of an e-mail (Sending → Retrying → Sent or Failed) and the history list.
+
+Bcc addresses are never shown: the message is posted in a conversation others can read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from bot.slack import ids
+from bot.slack.blocks import Block, actions, button, context, header, section
+from bot.slack.render.connect import escape_mrkdwn, slack_date
+from bot.slack.wording import Texts
+from bot.store.models import OutboxEmail
+from bot.store.outbox import FAILED, QUEUED, SENDING, SENT
+
+SHOWN_RECIPIENTS = 3
+
+
+def recipients_summary(t: Texts, addresses: Sequence[str]) -> str:
+    shown = [escape_mrkdwn(a) for a in addresses[:SHOWN_RECIPIENTS]]
+    rest = len(addresses) - len(shown)
+    if rest > 0:
+        return t.plural("recipients.more", rest, first=", ".join(shown))
+    return ", ".join(shown) or "—"
+
+
+def state_key(email: OutboxEmail) -> str:
+    if email.status in (QUEUED, SENDING) and email.error_code:
+        return "retrying"
+    if email.status in (QUEUED, SENDING):
+        return "queued"
+    return email.status
+
+
+def status_message(
+    t: Texts,
+    email: OutboxEmail,
+    *,
+    explanation: str | None = None,
+    dm_note: str | None = None,
+) -> tuple[str, list[Block]]:
+    """The text (for notifications) and blocks of an e-mail's status message."""
+    subject = escape_mrkdwn(email.subject)
+    sender = escape_mrkdwn(email.sender)
+    recipients = recipients_summary(t, email.to_addrs)
+    key = state_key(email)
+    blocks: list[Block] = []
+    if dm_note:
+        blocks.append(context(dm_note))
+    if key == "queued":
+        text = t("status_msg.queued", subject=subject, sender=sender, recipients=recipients)
+        blocks.append(section(text))
+    elif key == "retrying":
+        when = slack_date(email.next_attempt_at, email.next_attempt_at.strftime("%H:%M UTC"))
+        text = t(
+            "status_msg.retrying",
+            attempt=email.attempts + 1,
+            subject=subject,
+            recipients=recipients,
+            reason=t(f"retry_reason.{email.error_code}")
+            if t.has(f"retry_reason.{email.error_code}")
+            else t("retry_reason.unknown"),
+            when=when,
+        )
+        blocks.append(section(text))
+    elif key == SENT:
+        sent_at = email.sent_at or email.updated_at
+        text = t("status_msg.sent", subject=subject, sender=sender, when=_when(sent_at))
+        blocks += [section(text), context(_counts(t, email), t("compose.to") + ": " + recipients)]
+    else:
+        text = t("status_msg.failed", subject=subject, recipients=recipients)
+        blocks += [
+            section(text),
+            section(
+                t(
+                    "status_msg.failed_reason",
+                    reason=explanation or t("error.unknown", error_id=email.id[:8]),
+                )
+            ),
+        ]
+        if email.error_detail:
+            blocks.append(
+                context(t("status_msg.portal_said", detail=escape_mrkdwn(email.error_detail)))
+            )
+        blocks.append(
+            actions(
+                button(
+                    t("status_msg.retry"),
+                    action_id=ids.RETRY_ACTION,
+                    value=email.id,
+                    style="primary",
+                ),
+                button(t("status_msg.edit"), action_id=ids.EDIT_RESEND_ACTION, value=email.id),
+            )
+        )
+    return text, blocks
+
+
+def history_blocks(t: Texts, emails: Sequence[OutboxEmail]) -> list[Block]:
+    if not emails:
+        return [section(t("history.empty"))]
+    icons = {
+        QUEUED: ":outbox_tray:",
+        SENDING: ":outbox_tray:",
+        SENT: ":white_check_mark:",
+        FAILED: ":x:",
+    }
+    lines = [
+        t(
+            "history.line",
+            icon=icons.get(e.status, ":grey_question:"),
+            subject=escape_mrkdwn(e.subject),
+            recipients=recipients_summary(t, e.to_addrs),
+            when=_when(e.created_at),
+            status=t(f"history.status.{e.status}"),
+        )
+        for e in emails
+    ]
+    return [header(t("history.title")), section("\n".join(lines))]
+
+
+def _counts(t: Texts, email: OutboxEmail) -> str:
+    return t(
+        "status_msg.counts",
+        to=t.plural("count.to", len(email.to_addrs)),
+        cc=t.plural("count.cc", len(email.cc_addrs)),
+        bcc=t.plural("count.bcc", len(email.bcc_addrs)),
+    )
+
+
+def _when(moment: datetime) -> str:
+    return slack_date(moment, moment.strftime("%Y-%m-%d %H:%M UTC"))

@@ -1,0 +1,45 @@
+"""Reading values out of a submitted view's state, tolerant of missing blocks."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+
+def _element(view: Mapping[str, Any], block_id: str, action_id: str) -> Mapping[str, Any]:
+    values = view.get("state", {}).get("values", {})
+    block = values.get(block_id) if isinstance(values, Mapping) else None
+    element = block.get(action_id) if isinstance(block, Mapping) else None
+    return element if isinstance(element, Mapping) else {}
+
+
+def text_value(view: Mapping[str, Any], block_id: str, action_id: str) -> str:
+    value = _element(view, block_id, action_id).get("value")
+    return value.strip() if isinstance(value, str) else ""
+
+
+def selected_value(view: Mapping[str, Any], block_id: str, action_id: str) -> str | None:
+    element = _element(view, block_id, action_id)
+    selected = element.get("selected_option")
+    if isinstance(selected, Mapping) and isinstance(selected.get("value"), str):
+        return str(selected["value"])
+    return None
+
+
+def selected_conversation(view: Mapping[str, Any], block_id: str, action_id: str) -> str | None:
+    value = _element(view, block_id, action_id).get("selected_conversation")
+    return value if isinstance(value, str) and value else None
+
+
+def rich_text_value(
+    view: Mapping[str, Any], block_id: str, action_id: str
+) -> dict[str, Any] | None:
+    value = _element(view, block_id, action_id).get("rich_text_value")
+    return dict(value) if isinstance(value, Mapping) else None
+
+
+def checked(view: Mapping[str, Any], block_id: str, action_id: str, value: str) -> bool:
+    options = _element(view, block_id, action_id).get("selected_options")
+    if not isinstance(options, list):
+        return False
+    return any(isinstance(o, Mapping) and o.get("value") == value for o in options)

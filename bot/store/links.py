@@ -1,0 +1,129 @@
+"""Links between Slack users and their Bitrix24 webhooks; the webhook code is stored encrypted.
+
+Every method takes the full SlackUser key (enterprise, team, user) taken from a verified Slack
+request, never a link id from user input, so one user cannot reach another user's link.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import SecretStr
+from sqlalchemy import Select, delete, select
+
+from bot.store.base import utcnow
+from bot.store.crypto import SecretBox
+from bot.store.db import SessionFactory
+from bot.store.models import Link
+
+
+@dataclass(frozen=True, slots=True)
+class SlackUser:
+    """Who acts: the key of everything a user owns."""
+
+    team_id: str
+    user_id: str
+    enterprise_id: str = ""
+
+
+class LinkRepository:
+    def __init__(self, *, sessions: SessionFactory, box: SecretBox) -> None:
+        self._sessions = sessions
+        self._box = box
+
+    async def get(self, user: SlackUser) -> Link | None:
+        async with self._sessions() as session:
+            return await session.scalar(_by_user(user))
+
+    async def save(
+        self,
+        user: SlackUser,
+        *,
+        scheme: str,
+        host: str,
+        b24_user_id: int,
+        secret: SecretStr,
+        senders: Sequence[dict[str, Any]],
+    ) -> Link:
+        """Create or replace the user's link (re-running connect replaces the webhook)."""
+        now = utcnow()
+        async with self._sessions.begin() as session:
+            link = await session.scalar(_by_user(user))
+            if link is None:
+                link = Link(
+                    enterprise_id=user.enterprise_id,
+                    team_id=user.team_id,
+                    slack_user_id=user.user_id,
+                    created_at=now,
+                )
+                session.add(link)
+            link.portal_scheme = scheme
+            link.portal_host = host
+            link.b24_user_id = b24_user_id
+            link.secret_encrypted = self._box.encrypt(secret.get_secret_value())
+            link.senders = list(senders)
+            link.senders_refreshed_at = now
+            link.last_verified_at = now
+            link.updated_at = now
+            if link.last_sender and link.last_sender not in {s.get("sender") for s in senders}:
+                link.last_sender = None
+        return link
+
+    async def delete(self, user: SlackUser) -> bool:
+        async with self._sessions.begin() as session:
+            result = await session.execute(
+                delete(Link).where(
+                    Link.enterprise_id == user.enterprise_id,
+                    Link.team_id == user.team_id,
+                    Link.slack_user_id == user.user_id,
+                )
+            )
+        return bool(getattr(result, "rowcount", 0))
+
+    async def delete_team(self, *, enterprise_id: str, team_id: str | None) -> int:
+        """Forget every link of a workspace (or of a whole org install when team_id is None)."""
+        statement = delete(Link).where(Link.enterprise_id == enterprise_id)
+        if team_id is not None:
+            statement = statement.where(Link.team_id == team_id)
+        async with self._sessions.begin() as session:
+            result = await session.execute(statement)
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    async def update_senders(
+        self, user: SlackUser, senders: Sequence[dict[str, Any]], *, verified_at: datetime
+    ) -> None:
+        async with self._sessions.begin() as session:
+            link = await session.scalar(_by_user(user))
+            if link is not None:
+                link.senders = list(senders)
+                link.senders_refreshed_at = verified_at
+                link.last_verified_at = verified_at
+
+    async def remember_sender(self, user: SlackUser, sender: str) -> None:
+        async with self._sessions.begin() as session:
+            link = await session.scalar(_by_user(user))
+            if link is not None and link.last_sender != sender:
+                link.last_sender = sender
+
+    def secret_of(self, link: Link) -> SecretStr:
+        return self._box.decrypt(link.secret_encrypted)
+
+    async def rotate_keys(self) -> int:
+        """Re-encrypt every stored secret with the first key; returns how many were rewritten."""
+        count = 0
+        async with self._sessions.begin() as session:
+            for link in (await session.scalars(select(Link).with_for_update())).all():
+                link.secret_encrypted = self._box.rotate(link.secret_encrypted)
+                count += 1
+        return count
+
+
+def _by_user(user: SlackUser) -> Select[Link]:
+    return select(Link).where(
+        Link.enterprise_id == user.enterprise_id,
+        Link.team_id == user.team_id,
+        Link.slack_user_id == user.user_id,
+    )

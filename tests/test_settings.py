@@ -1,0 +1,84 @@
+"""Settings: defaults, URL normalization, keys, and refusing to run half-configured."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+
+from bot.settings import ConfigurationError, Settings, normalize_database_url
+
+
+def settings(**values: object) -> Settings:
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("postgres://u:p@db:5432/app", "postgresql+asyncpg://u:p@db:5432/app"),
+        ("postgresql://u@db/app", "postgresql+asyncpg://u@db/app"),
+        ("postgresql+psycopg2://u@db/app", "postgresql+asyncpg://u@db/app"),
+        ("sqlite:///./b24mail.db", "sqlite+aiosqlite:///./b24mail.db"),
+        ("sqlite+aiosqlite:////var/lib/b.db", "sqlite+aiosqlite:////var/lib/b.db"),
+    ],
+)
+def test_database_urls_are_normalized(given: str, expected: str) -> None:
+    """postgres:// and postgresql:// (Heroku style) and plain sqlite:// all reach the async drivers."""
+    assert normalize_database_url(given) == expected
+
+
+@pytest.mark.parametrize("bad", ["mysql://u@h/d", "not a url"])
+def test_unsupported_database_urls_are_explained(bad: str) -> None:
+    with pytest.raises(ConfigurationError, match="DATABASE_URL"):
+        normalize_database_url(bad)
+
+
+def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The embedded default: SQLite file beside the working directory, port 3000, HTTP mode."""
+    for name in ("DATABASE_URL", "PORT", "SLACK_APP_TOKEN", "LOG_LEVEL"):
+        monkeypatch.delenv(name, raising=False)
+    s = settings()
+    assert s.database_url == "sqlite+aiosqlite:///./b24mail.db"
+    assert s.port == 3000 and not s.socket_mode and s.log_level == "INFO"
+    assert s.b24mail_max_recipients == 50 and not s.b24mail_allow_insecure_portals
+
+
+def test_sqlite_key_is_generated_once_with_mode_0600(tmp_path: Path) -> None:
+    s = settings(database_url=f"sqlite:///{tmp_path}/data/b24mail.db")
+    first = s.secret_keys()
+    key_file = tmp_path / "data" / "b24mail.key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert [k.get_secret_value() for k in s.secret_keys()] == [k.get_secret_value() for k in first]
+
+
+def test_postgres_without_keys_refuses_to_start() -> None:
+    s = settings(database_url="postgresql://u@db/app")
+    with pytest.raises(ConfigurationError, match="B24MAIL_SECRET_KEYS is required"):
+        s.secret_keys()
+
+
+def test_keys_are_validated_and_ordered() -> None:
+    k1, k2 = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    s = settings(database_url="postgresql://u@db/app", b24mail_secret_keys=f" {k1} , {k2} ")
+    assert [k.get_secret_value() for k in s.secret_keys()] == [k1, k2]
+    with pytest.raises(ConfigurationError, match="key number 2"):
+        settings(b24mail_secret_keys=f"{k1},nope").secret_keys()
+
+
+def test_secrets_do_not_show_in_repr() -> None:
+    s = settings(slack_bot_token="xoxb-very-secret", slack_signing_secret="sign-secret-123")
+    shown = repr(s) + str(s) + s.model_dump_json()
+    assert "xoxb-very-secret" not in shown and "sign-secret-123" not in shown
+
+
+def test_missing_slack_credentials_are_named_with_where_to_find_them() -> None:
+    problem = settings().slack_credentials_problem()
+    assert problem is not None
+    assert "SLACK_BOT_TOKEN" in problem and "OAuth & Permissions" in problem
+    assert "SLACK_SIGNING_SECRET" in problem and "Signing Secret" in problem
+    assert (
+        settings(slack_bot_token="x", slack_signing_secret="y").slack_credentials_problem() is None
+    )
