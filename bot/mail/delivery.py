@@ -20,8 +20,11 @@ from bot.bitrix24 import (
     Bitrix24Error,
     OperationTimeLimit,
     OutgoingEmail,
+    PortalMoved,
     PortalOverloaded,
     PortalTimeout,
+    ReplyFailed,
+    SendFailed,
 )
 from bot.mail.errors import MailError
 from bot.mail.linking import LinkService
@@ -141,18 +144,25 @@ class DeliveryWorker:
             try:
                 async with asyncio.timeout(budget):
                     if row.kind == "reply" and row.reply_to_message_id is not None:
-                        await self._bitrix24.reply(
+                        result = await self._bitrix24.reply(
                             credentials,
                             email,
                             reply_to_message_id=row.reply_to_message_id,
                             idempotency_key=row.id,
                         )
                     else:
-                        await self._bitrix24.send(credentials, email, idempotency_key=row.id)
+                        result = await self._bitrix24.send(
+                            credentials, email, idempotency_key=row.id
+                        )
             except TimeoutError as exc:
                 raise PortalTimeout(
                     "the attempt ran out of time", may_have_reached_portal=True
                 ) from exc
+            if not result.success:
+                # A 200 that says success: false is a refusal without a cause: never "Sent".
+                raise (ReplyFailed if row.kind == "reply" else SendFailed)(
+                    "Bitrix24 answered success: false", may_have_reached_portal=False
+                )
         except Bitrix24Error as exc:
             await self._failed_attempt(row, exc.code, exc, transient=exc.transient)
         except MailError as exc:
@@ -202,7 +212,12 @@ class DeliveryWorker:
 
 
 def _portal_detail(error: Exception) -> str | None:
-    """The portal's own words (often in the portal's language), shown under our explanation."""
+    """The portal's own words (often in the portal's language), shown under our explanation.
+
+    For a moved portal it is the new host, which the explanation names.
+    """
+    if isinstance(error, PortalMoved):
+        return error.new_host
     message = getattr(error, "portal_message", None)
     if not message:
         return None

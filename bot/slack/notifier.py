@@ -90,7 +90,8 @@ class StatusNotifier:
     async def notify(self, row: OutboxEmail) -> None:
         t = self._texts_for(row)
         client = await self._clients.for_team(enterprise_id=row.enterprise_id, team_id=row.team_id)
-        text, blocks = status_message(t, row, explanation=self._explain(t, row))
+        dm_note = self._dm_note(t, row.result_channel, row.status_note) if row.status_note else None
+        text, blocks = status_message(t, row, explanation=self._explain(t, row), dm_note=dm_note)
         try:
             if row.status_ts and row.status_channel:
                 await client.chat_update(
@@ -138,16 +139,21 @@ class StatusNotifier:
             error = str(exc.response.get("error", ""))
             if error not in UNPOSTABLE:
                 raise
-        reason_key = (
-            f"post_reason.{error}" if t.has(f"post_reason.{error}") else "post_reason.other"
-        )
-        note = t("status_msg.dm_note", channel=row.result_channel, reason=t(reason_key))
+        note = self._dm_note(t, row.result_channel, error)
         text, blocks = status_message(t, row, explanation=self._explain(t, row), dm_note=note)
         opened = await client.conversations_open(users=row.slack_user_id)
         dm = str(opened["channel"]["id"])
         response = await client.chat_postMessage(channel=dm, text=text, blocks=blocks)
         log.info("status of email=%s went to a DM (%s)", row.id, error)
         return str(response["channel"]), str(response["ts"]), error
+
+    @staticmethod
+    def _dm_note(t: Texts, channel: str, error: str) -> str:
+        """Why the status is in a DM; kept on every later update of that message."""
+        reason_key = (
+            f"post_reason.{error}" if t.has(f"post_reason.{error}") else "post_reason.other"
+        )
+        return t("status_msg.dm_note", channel=channel, reason=t(reason_key))
 
     def _explain(self, t: Texts, row: OutboxEmail) -> str | None:
         if row.status != FAILED or not row.error_code:

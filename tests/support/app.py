@@ -6,6 +6,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -14,9 +15,11 @@ from cryptography.fernet import Fernet
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.app import create_app
+from bot.mail.delivery import DeliveryConfig
 from bot.services import Services, build_services
 from bot.settings import Settings
 from bot.web import create_web_app
+from bot.worker import Worker
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.slack_requests import interactive_body, sign, slash_command_body
 
@@ -32,6 +35,9 @@ def make_settings(*, database_url: str, slack: FakeSlack, **overrides: Any) -> S
         "b24mail_secret_keys": Fernet.generate_key().decode(),
         "b24mail_allow_insecure_portals": True,
         "log_level": "DEBUG",
+        # The client's rate limiter is shared per portal in a process; the fake portal is fast.
+        "bitrix24_rate": 1000.0,
+        "bitrix24_burst": 1000,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
@@ -44,6 +50,7 @@ class RunningApp:
         self.base_url = base_url
         self.slack = slack
         self.http = httpx.AsyncClient(base_url=base_url, timeout=10)
+        self.worker: Worker | None = None
 
     async def post_signed(
         self, body: str, *, content_type: str = "application/x-www-form-urlencoded", **sign_kw: Any
@@ -87,15 +94,37 @@ class RunningApp:
         return {"text": response.text}
 
 
+FAST_DELIVERY = DeliveryConfig(
+    lease=timedelta(seconds=5),
+    backoff_base=0.05,
+    backoff_max=0.2,
+    overload_backoff=0.2,
+    idle_poll=0.2,
+)
+
+
 @asynccontextmanager
 async def running_app(
-    *, engine: AsyncEngine, slack: FakeSlack, **overrides: Any
+    *,
+    engine: AsyncEngine,
+    slack: FakeSlack,
+    worker: bool = False,
+    delivery_config: DeliveryConfig = FAST_DELIVERY,
+    **overrides: Any,
 ) -> AsyncIterator[RunningApp]:
+    """The app on a free loopback port; with worker=True the delivery and status loops run too."""
     database_url = engine.url.render_as_string(hide_password=False)
     settings = make_settings(database_url=database_url, slack=slack, **overrides)
-    services = build_services(settings, engine=engine)
+    services = build_services(settings, engine=engine, delivery_config=delivery_config)
     bolt_app = create_app(services)
-    web = create_web_app(services, bolt_app, close_services=False)
+    background = Worker(services) if worker else None
+    web = create_web_app(
+        services,
+        bolt_app,
+        on_startup=background.start if background else None,
+        on_shutdown=background.stop if background else None,
+        close_services=False,
+    )
     config = uvicorn.Config(web, host="127.0.0.1", port=0, log_config=None, lifespan="on")
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
@@ -107,6 +136,7 @@ async def running_app(
     running = RunningApp(
         settings=settings, services=services, base_url=f"http://127.0.0.1:{port}", slack=slack
     )
+    running.worker = background
     try:
         yield running
     finally:

@@ -42,7 +42,9 @@ async def open_compose(call: CommandCall) -> None:
         return
     await call.ack()
     prefill = Prefill(
-        to=_addresses_argument(call.parsed.argument), sender_email=_last_sender_email(link)
+        to=_addresses_argument(call.parsed.argument),
+        sender_email=_last_sender_email(link),
+        post_to=call.origin.channel_id,
     )
     view = compose_modal(
         call.t, senders=link.senders, prefill=prefill, private_metadata=call.origin.encode()
