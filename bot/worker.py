@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from bot.mail.delivery import DeliveryWorker
 from bot.services import Services
 from bot.slack.notifier import StatusNotifier
+from bot.store.listen import OUTBOX_CHANNEL, asyncpg_dsn, listen
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,13 @@ class Worker:
             self._spawn("delivery", self.delivery.run),
             self._spawn("notifier", self.notifier.run),
         ]
+        url = self._services.settings.database_url
+        if url.startswith("postgresql"):
+            wake = self._services.delivery_wakeup.notify
+            dsn = asyncpg_dsn(url)
+            self._tasks.append(
+                self._spawn("listen", lambda stop: listen(dsn, OUTBOX_CHANNEL, wake, stop))
+            )
 
     async def stop(self) -> None:
         """Stop claiming; let in-flight sends finish (their leases protect them if we die)."""

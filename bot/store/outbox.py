@@ -16,10 +16,12 @@ from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.store.base import utcnow
 from bot.store.db import SessionFactory
 from bot.store.links import SlackUser
+from bot.store.listen import OUTBOX_CHANNEL
 from bot.store.models import OutboxEmail
 
 QUEUED = "queued"
@@ -87,6 +89,7 @@ class OutboxRepository:
         try:
             async with self._sessions.begin() as session:
                 session.add(row)
+                await _notify_workers(session, row.id)
         except IntegrityError:
             async with self._sessions() as session:
                 existing = await session.scalar(
@@ -240,6 +243,7 @@ class OutboxRepository:
                     notify_attempts=0,
                 )
             )
+            await _notify_workers(session, email_id)
         return bool(getattr(result, "rowcount", 0))
 
     # --- reading ------------------------------------------------------------------------------
@@ -352,6 +356,12 @@ class OutboxRepository:
                     OutboxEmail.notified_version < OutboxEmail.state_version
                 )
             )
+
+
+async def _notify_workers(session: AsyncSession, email_id: str) -> None:
+    """On PostgreSQL, wake workers in other processes; delivered when this transaction commits."""
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        await session.execute(select(func.pg_notify(OUTBOX_CHANNEL, email_id)))
 
 
 def _owned_by(user: SlackUser) -> tuple[Any, ...]:

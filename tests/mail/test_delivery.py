@@ -64,7 +64,9 @@ class Setup:
 
 @pytest.fixture
 async def client() -> Bitrix24Client:
-    async with Bitrix24Client(config=ClientConfig(limiter_enabled=False, read_timeout=5)) as c:
+    # No client-level retries: these tests are about the outbox's own retries and leases.
+    config = ClientConfig(limiter_enabled=False, read_timeout=5, transport_retries=0)
+    async with Bitrix24Client(config=config) as c:
         yield c  # type: ignore[misc]
 
 
