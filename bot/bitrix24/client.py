@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import random
 import re
@@ -131,7 +132,7 @@ class Bitrix24Client:
         self._rng = rng or random.SystemRandom()
         # host -> (expires at, forbidden?)
         self._host_verdicts: dict[str, tuple[float, bool]] = {}
-        # (host, method) -> the `operating_reset_at` of the last successful answer
+        # (caller identity, method) -> the `operating_reset_at` of the last successful answer
         self._reset_at: dict[tuple[str, str], datetime] = {}
         install_log_redaction()
 
@@ -163,7 +164,11 @@ class Bitrix24Client:
         """The addresses the user may send from; the only valid `from` values."""
         method = "mail.mailbox.senders"
         result = await self.call(
-            creds, method, {"pagination": _pagination(page, limit)}, read_only=True, timeout=timeout
+            creds,
+            method,
+            {"pagination": _pagination(page, limit, 100)},
+            read_only=True,
+            timeout=timeout,
         )
         return [_parse(Sender, item, creds, method) for item in _items(result, creds, method)]
 
@@ -184,7 +189,7 @@ class Bitrix24Client:
             params["name"] = name
         if email is not None:
             params["email"] = email
-        params["pagination"] = _pagination(page, limit)
+        params["pagination"] = _pagination(page, limit, 100)
         result = await self.call(creds, method, params, read_only=True, timeout=timeout)
         return [_parse(Mailbox, item, creds, method) for item in _items(result, creds, method)]
 
@@ -200,7 +205,7 @@ class Bitrix24Client:
         """One page of e-mails matching `filter`."""
         method = "mail.message.list"
         params = filter.to_params() if filter is not None else {}
-        params["pagination"] = _pagination(page, limit)
+        params["pagination"] = _pagination(page, limit, 200)
         result = await self.call(creds, method, params, read_only=True, timeout=timeout)
         items = [self._message(item, creds, method) for item in _items(result, creds, method)]
         return MessagePage(items=items, page=page, limit=limit, has_more=len(items) >= limit)
@@ -453,7 +458,7 @@ class Bitrix24Client:
         has_error = isinstance(data, Mapping) and "error" in data
         if 200 <= status < 300 and not has_error:
             if isinstance(data, Mapping) and "result" in data:
-                self._remember_reset(creds.host, method, data.get("time"))
+                self._remember_reset(_identity(creds), method, data.get("time"))
                 return data["result"]
             raise UnexpectedResponse(host=creds.host, method=method, http_status=status)
         raise error_from_response(
@@ -462,14 +467,14 @@ class Bitrix24Client:
             data if data is not None else response.content,
             host=creds.host,
             method=method,
-            reset_at=self._reset_at.get((creds.host, method)),
+            reset_at=self._reset_at.get((_identity(creds), method)),
         )
 
-    def _remember_reset(self, host: str, method: str, timing: Any) -> None:
+    def _remember_reset(self, identity: str, method: str, timing: Any) -> None:
         if isinstance(timing, Mapping):
             reset_at = parse_reset_at(timing.get("operating_reset_at"))
             if reset_at is not None:
-                self._reset_at[(host, method)] = reset_at
+                self._reset_at[(identity, method)] = reset_at
 
     async def _check_host(self, host: str) -> None:
         now = self._clock()
@@ -574,5 +579,16 @@ def _positive(value: int, name: str) -> int:
     return value
 
 
-def _pagination(page: int, limit: int) -> dict[str, int]:
-    return {"page": _positive(page, "page"), "limit": _positive(limit, "limit")}
+def _pagination(page: int, limit: int, maximum: int) -> dict[str, int]:
+    """Pagination params; a limit over the method's maximum would be capped by the portal and
+    make `has_more` lie, so it is refused here."""
+    if _positive(limit, "limit") > maximum:
+        raise ValueError(f"limit must be at most {maximum}")
+    return {"page": _positive(page, "page"), "limit": limit}
+
+
+def _identity(creds: Credentials) -> str:
+    """Who calls, without the secret: the portal's time budget is kept per webhook/app."""
+    secret = creds.code if isinstance(creds, WebhookCredentials) else creds.access_token
+    digest = hashlib.sha256(secret.get_secret_value().encode()).hexdigest()[:16]
+    return f"{creds.host}|{getattr(creds, 'user_id', '')}|{digest}"

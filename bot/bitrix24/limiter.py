@@ -53,7 +53,10 @@ class LeakyBucket:
         """Take a slot and return how many seconds to wait before using it."""
         self._drain()
         self._level += 1.0
-        excess = self._level - self.burst
+        # Keep one slot of headroom: our drain clock starts when a slot is reserved, the
+        # portal's when the request arrives, and the first burst arrives a little late (new
+        # connections), so a paced request sent exactly on time would find the portal full.
+        excess = self._level - max(1.0, self.burst - 1.0)
         return excess / self.rate if excess > _EPSILON else 0.0
 
     async def acquire(self) -> None:

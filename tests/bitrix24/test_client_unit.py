@@ -516,13 +516,13 @@ async def test_rate_limit_fills_the_local_bucket(make: Callable[..., Bitrix24Cli
     client = make(portal, config=ClientConfig(), limiters=limiters)
     await client.senders(CREDS)
     assert limiters.get(HOST).level == pytest.approx(51)
-    assert limiter_sleeps.calls == [pytest.approx(0.5)]
+    assert limiter_sleeps.calls == [pytest.approx(1.0)]  # full bucket plus the headroom slot
 
 
 async def test_limiter_paces_requests(make: Callable[..., Bitrix24Client]) -> None:
     """Requests beyond the burst wait for the bucket to drain."""
     limiter_sleeps = Sleeps()
-    limiters = PortalLimiters(rate=2.0, burst=2, clock=lambda: 0.0, sleep=limiter_sleeps)
+    limiters = PortalLimiters(rate=2.0, burst=3, clock=lambda: 0.0, sleep=limiter_sleeps)
     portal = Portal(ok({"items": []}))
     client = make(portal, config=ClientConfig(), limiters=limiters)
     for _ in range(4):
@@ -639,6 +639,37 @@ async def test_operation_time_limit_raises_at_once_with_reset(
     assert sleeps.calls == []
     assert info.value.reset_at == datetime.fromtimestamp(reset, UTC)
     assert info.value.reset_at_estimated is False
+
+
+async def test_operation_time_limit_reset_is_not_borrowed_from_another_webhook(
+    make: Callable[..., Bitrix24Client],
+) -> None:
+    """The portal keeps the time budget per webhook: another webhook's reset_at is not reused."""
+    reset = int((datetime.now(UTC) + timedelta(minutes=8)).timestamp())
+    other_user = WebhookCredentials(host=HOST, user_id=8, code=SecretStr("otherwebhookcode1"))
+    portal = Portal(
+        ok({"success": True, "to": []}, time={"operating_reset_at": reset}),
+        flat_error(429, "OPERATION_TIME_LIMIT"),
+    )
+    client = make(portal)
+    await client.send(CREDS, EMAIL, idempotency_key="a")
+    with pytest.raises(OperationTimeLimit) as info:
+        await client.send(other_user, EMAIL, idempotency_key="b")
+    assert info.value.reset_at_estimated is True
+
+
+@pytest.mark.parametrize(
+    ("method", "maximum"), [("senders", 100), ("mailboxes", 100), ("list_messages", 200)]
+)
+async def test_limits_over_the_methods_maximum_are_refused(
+    make: Callable[..., Bitrix24Client], method: str, maximum: int
+) -> None:
+    """The portal would cap a larger limit and make has_more lie, so it is refused locally."""
+    portal = Portal(ok({"items": []}))
+    client = make(portal)
+    with pytest.raises(ValueError, match=f"at most {maximum}"):
+        await getattr(client, method)(CREDS, limit=maximum + 1)
+    assert portal.requests == []
 
 
 async def test_operation_time_limit_without_history_estimates(

@@ -1,0 +1,18 @@
+"""Run every benchmark's `main()` in turn: `python -m bench`."""
+
+from __future__ import annotations
+
+import importlib
+
+# Add a module here to include it in `python -m bench`.
+MODULES = ["bench.bitrix24_rate", "bench.client_overhead"]
+
+
+def main() -> None:
+    for name in MODULES:
+        print(f"== {name}", flush=True)
+        importlib.import_module(name).main()
+
+
+if __name__ == "__main__":
+    main()
