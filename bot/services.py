@@ -11,10 +11,12 @@ from bot.background import Background
 from bot.bitrix24 import Bitrix24Client, ClientConfig, install_log_redaction
 from bot.mail.delivery import DeliveryConfig
 from bot.mail.linking import LinkService
+from bot.mail.replying import ReplyService
 from bot.mail.sending import SendingService
 from bot.mail.wakeup import Wakeup
 from bot.settings import Settings
 from bot.slack.clients import SlackClients
+from bot.store.cards import CardRepository
 from bot.store.crypto import SecretBox
 from bot.store.db import SessionFactory, create_engine, create_session_factory
 from bot.store.links import LinkRepository
@@ -30,6 +32,7 @@ class Services:
     link_repository: LinkRepository
     outbox: OutboxRepository
     sending: SendingService
+    replying: ReplyService
     bitrix24: Bitrix24Client
     slack_clients: SlackClients
     background: Background
@@ -41,6 +44,14 @@ class Services:
         await self.background.drain(timeout=10)
         await self.bitrix24.aclose()
         await self.engine.dispose()
+
+
+def delivery_config_from(settings: Settings) -> DeliveryConfig:
+    return DeliveryConfig(
+        lease=timedelta(seconds=settings.b24mail_lease_seconds),
+        backoff_base=settings.b24mail_retry_base_seconds,
+        backoff_max=settings.b24mail_retry_max_seconds,
+    )
 
 
 def build_services(
@@ -61,19 +72,20 @@ def build_services(
             read_timeout=settings.bitrix24_read_timeout,
         )
     )
+    links = LinkService(
+        links=repository,
+        bitrix24=bitrix24,
+        allow_insecure=settings.b24mail_allow_insecure_portals,
+        probe_timeout=settings.b24mail_connect_timeout_seconds,
+        sender_ttl=timedelta(minutes=settings.b24mail_sender_cache_minutes),
+    )
     delivery_wakeup = Wakeup()
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
     return Services(
         settings=settings,
         engine=engine,
         sessions=sessions,
-        links=LinkService(
-            links=repository,
-            bitrix24=bitrix24,
-            allow_insecure=settings.b24mail_allow_insecure_portals,
-            probe_timeout=settings.b24mail_connect_timeout_seconds,
-            sender_ttl=timedelta(minutes=settings.b24mail_sender_cache_minutes),
-        ),
+        links=links,
         link_repository=repository,
         outbox=outbox,
         sending=SendingService(
@@ -82,10 +94,13 @@ def build_services(
             retry_window=timedelta(minutes=settings.b24mail_retry_window_minutes),
             hourly_cap=settings.b24mail_hourly_cap,
         ),
+        replying=ReplyService(
+            links=links, bitrix24=bitrix24, cards=CardRepository(sessions=sessions)
+        ),
         bitrix24=bitrix24,
         slack_clients=SlackClients(token=token, base_url=settings.slack_api_url),
         background=Background(),
         delivery_wakeup=delivery_wakeup,
         notify_wakeup=Wakeup(),
-        delivery_config=delivery_config or DeliveryConfig(),
+        delivery_config=delivery_config or delivery_config_from(settings),
     )

@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     b24mail_max_recipients: int = Field(default=50, ge=1, le=500)
     b24mail_hourly_cap: int = Field(default=200, ge=1)
     b24mail_retry_window_minutes: float = Field(default=30.0, gt=0)
+    b24mail_retry_base_seconds: float = Field(default=5.0, gt=0)
+    b24mail_retry_max_seconds: float = Field(default=300.0, gt=0)
+    b24mail_lease_seconds: float = Field(default=120.0, ge=2)
     b24mail_sender_cache_minutes: float = Field(default=60.0, gt=0)
     b24mail_connect_timeout_seconds: float = Field(default=2.2, gt=0, le=2.8)
     b24mail_run_worker: bool = True
