@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.store.base import Base
+from bot.schema import metadata as schema
 from bot.store.db import create_engine
 from bot.store.migrations import upgrade
 from tests.fakes.bitrix24_portal import FakePortal
@@ -54,7 +54,7 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     if database_url.startswith("sqlite"):
         await upgrade(engine)
     else:
-        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+        tables = ", ".join(f'"{t.name}"' for t in schema.sorted_tables)
         async with engine.begin() as connection:
             await connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     yield engine

@@ -45,3 +45,8 @@ INBOX_MORE_ACTION = "b24mail_inbox_more"
 INBOX_REPLY_ACTION = "b24mail_inbox_reply"
 INBOX_SHARE_ACTION = "b24mail_inbox_share"
 OPEN_IN_BITRIX_ACTION = "b24mail_open_in_bitrix24"
+
+# e-mail cards shared into conversations (Slack message metadata and the card's actions block)
+EMAIL_CARD_EVENT = "b24mail_email"
+CARD_BLOCK = "b24mail_email_card"
+CARD_REPLY_ACTION = "b24mail_card_reply"

@@ -100,3 +100,30 @@ class OutboxEmail(Base):
 
     def __repr__(self) -> str:
         return f"OutboxEmail(id={self.id!r}, kind={self.kind!r}, status={self.status!r})"
+
+
+class EmailCard(Base):
+    """An e-mail shared into a conversation as a card, so a message in its thread finds the e-mail.
+
+    Slack would tell us the thread's parent only with channels:history, which b24mail does not ask
+    for; this row answers "which e-mail is this thread about" from the card's channel and ts.
+    """
+
+    __tablename__ = "email_cards"
+    __table_args__ = (UniqueConstraint("channel_id", "message_ts"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    enterprise_id: Mapped[str] = mapped_column(String(SLACK_ID), default="")
+    team_id: Mapped[str] = mapped_column(String(SLACK_ID))
+    channel_id: Mapped[str] = mapped_column(String(SLACK_ID))
+    message_ts: Mapped[str] = mapped_column(String(SLACK_ID))
+    b24_message_id: Mapped[int] = mapped_column(BigInteger)
+    portal_host: Mapped[str] = mapped_column(String(255))
+    shared_by: Mapped[str] = mapped_column(String(SLACK_ID))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    def __repr__(self) -> str:
+        return (
+            f"EmailCard(channel_id={self.channel_id!r}, message_ts={self.message_ts!r}, "
+            f"b24_message_id={self.b24_message_id!r}, portal_host={self.portal_host!r})"
+        )

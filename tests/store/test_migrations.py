@@ -11,7 +11,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
-from bot.store.base import Base
+from bot.schema import metadata as schema
 from bot.store.db import create_engine
 from bot.store.migrations import ALEMBIC_DIR, current_revision, downgrade, head_revision, upgrade
 from tests.support.databases import (
@@ -42,7 +42,7 @@ def _diff(connection: Connection) -> list[object]:
     context = MigrationContext.configure(
         connection, opts={"compare_type": True, "compare_server_default": True}
     )
-    return list(compare_metadata(context, Base.metadata))
+    return list(compare_metadata(context, schema))
 
 
 async def test_upgrade_downgrade_upgrade_and_models_agree(empty_database: str) -> None:
@@ -56,7 +56,7 @@ async def test_upgrade_downgrade_upgrade_and_models_agree(empty_database: str) -
             assert await connection.run_sync(_tables) == set()
         await upgrade(engine)
         async with engine.connect() as connection:
-            assert await connection.run_sync(_tables) == set(Base.metadata.tables)
+            assert await connection.run_sync(_tables) == set(schema.tables)
             assert await connection.run_sync(_diff) == []
     finally:
         await engine.dispose()

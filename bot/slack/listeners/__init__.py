@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from bot.slack.listeners import actions, commands, compose, views
+from bot.slack.listeners import actions, commands, compose, inbox, reply, reply_options, views
 
 if TYPE_CHECKING:
     from slack_bolt.async_app import AsyncApp
@@ -17,3 +17,6 @@ def register_all(app: AsyncApp, services: Services) -> None:
     views.register(app, services)
     actions.register(app, services)
     compose.register(app, services)
+    inbox.register(app, services)
+    reply.register(app, services)
+    reply_options.register(app, services)

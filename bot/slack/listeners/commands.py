@@ -11,6 +11,7 @@ from bot.slack.command_text import parse_command_text
 from bot.slack.identity import acting_user
 from bot.slack.listeners.command_call import CommandCall
 from bot.slack.listeners.compose import open_compose, show_history
+from bot.slack.listeners.inbox import show_inbox
 from bot.slack.render.connect import connect_modal, help_blocks, slack_date, status_blocks
 from bot.slack.slack_calls import open_view_or_explain
 from bot.slack.wording import Texts
@@ -108,6 +109,7 @@ async def _status(call: CommandCall) -> None:
 _HANDLERS = {
     "send": open_compose,
     "history": show_history,
+    "inbox": show_inbox,
     "help": _help,
     "connect": _connect,
     "disconnect": _disconnect,

@@ -45,7 +45,11 @@ def compose_modal(
     title_key: str = "compose.title",
     leading_blocks: Sequence[Block] = (),
     notice: str | None = None,
+    block_ids: Mapping[str, str] | None = None,
+    show_post_to: bool = True,
 ) -> Block:
+    """The modal; `block_ids` renames fields' blocks (field → block id), so that a views.update
+    can replace values Slack would otherwise keep from the user's earlier entry."""
     if not senders:
         return modal(
             callback_id=callback_id,
@@ -66,12 +70,13 @@ def compose_modal(
         ),
         sender_options[0],
     )
+    bid = {**BLOCK_OF_FIELD, **(block_ids or {})}
     blocks: list[Block] = list(leading_blocks)
     if notice:
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": notice}]})
     blocks += [
         _input(
-            ids.FROM_BLOCK,
+            bid["from"],
             t("compose.from"),
             {
                 "type": "static_select",
@@ -80,21 +85,24 @@ def compose_modal(
                 "initial_option": chosen,
             },
         ),
-        _addresses(t, ids.TO_BLOCK, "compose.to", prefill.to, optional=False),
-        _addresses(t, ids.CC_BLOCK, "compose.cc", prefill.cc, optional=True),
-        _addresses(t, ids.BCC_BLOCK, "compose.bcc", prefill.bcc, optional=True),
+        _addresses(t, bid["to"], "compose.to", prefill.to, optional=False, hint=True),
+        _addresses(t, bid["cc"], "compose.cc", prefill.cc, optional=True),
+        _addresses(t, bid["bcc"], "compose.bcc", prefill.bcc, optional=True),
         _input(
-            ids.SUBJECT_BLOCK,
+            bid["subject"],
             t("compose.subject"),
             _with_initial(
                 {"type": "plain_text_input", "action_id": ids.SUBJECT_ACTION, "max_length": 250},
                 prefill.subject[:250],
             ),
         ),
-        _input(ids.BODY_BLOCK, t("compose.body"), _body_element(prefill.body)),
+        _input(bid["body"], t("compose.body"), _body_element(prefill.body)),
         *prefill.extra_blocks,
-        _input(ids.POST_TO_BLOCK, t("compose.post_to"), _post_to_element(prefill.post_to)),
     ]
+    if show_post_to:
+        blocks.append(
+            _input(ids.POST_TO_BLOCK, t("compose.post_to"), _post_to_element(prefill.post_to))
+        )
     return modal(
         callback_id=callback_id,
         title=t(title_key),
@@ -128,7 +136,9 @@ def _input(
     return block
 
 
-def _addresses(t: Texts, block_id: str, label_key: str, initial: str, *, optional: bool) -> Block:
+def _addresses(
+    t: Texts, block_id: str, label_key: str, initial: str, *, optional: bool, hint: bool = False
+) -> Block:
     element = _with_initial(
         {
             "type": "plain_text_input",
@@ -143,7 +153,7 @@ def _addresses(t: Texts, block_id: str, label_key: str, initial: str, *, optiona
         t(label_key),
         element,
         optional=optional,
-        hint=t("compose.addresses_hint") if block_id == ids.TO_BLOCK else None,
+        hint=t("compose.addresses_hint") if hint else None,
     )
 
 

@@ -256,4 +256,67 @@ MESSAGES: dict[str, str | tuple[str, ...]] = {
     "retry_reason.portal_unreachable": "Bitrix24 could not be reached.",
     "retry_reason.connection_dropped": "The connection to Bitrix24 broke off.",
     "retry_reason.unknown": "Something went wrong on the way.",
+    # --- inbox ------------------------------------------------------------------------------
+    "inbox.title": "Your recent e-mails",
+    "inbox.title_search": "Your e-mails matching “{search}”",
+    "inbox.page": "Page {page}, newest first",
+    "inbox.empty": "There are no e-mails in your Bitrix24 mailboxes yet.",
+    "inbox.empty_search": "No e-mail matches “{search}”. Try other words.",
+    "inbox.no_more": "No more e-mails.",
+    "inbox.line": "*{subject}*\n{sender} · {when}{attachments}",
+    "inbox.attachments": " · :paperclip: attachments",
+    "inbox.no_subject": "(no subject)",
+    "inbox.unknown_date": "date unknown",
+    "inbox.more": "More",
+    "inbox.reply": "Reply",
+    "inbox.share": "Share to channel",
+    "inbox.open": "Open in Bitrix24",
+    # --- e-mail cards (Share to channel) ------------------------------------------------------
+    "card.text": "E-mail: {subject} from {sender}",
+    "card.heading": ":envelope: *{subject}*",
+    "card.from": "*From:* {sender}",
+    "card.date": "*Date:* {when}",
+    "card.attachments": ":paperclip: Has attachments: open it in Bitrix24 to see them.",
+    "card.no_text": "(no text)",
+    "card.shared_by": (
+        "Shared by <@{user}>. Discuss it in the thread; anyone linked to Bitrix24 can answer "
+        "with *Reply by e-mail*."
+    ),
+    "card.reply": "Reply by e-mail",
+    "share.done": "Shared *{subject}* in <#{channel}>.",
+    "share.failed": (
+        "I could not share the e-mail in <#{channel}>: {reason}. Invite me with "
+        "`/invite @b24mail`, or share it in another conversation."
+    ),
+    # --- reply by e-mail ------------------------------------------------------------------------
+    "reply.title": "Reply by e-mail",
+    "reply.close": "Close",
+    "reply.loading": ":hourglass_flowing_sand: Loading the e-mail from Bitrix24…",
+    "reply.replying_to": "Replying to *{subject}* from {sender}, {when}",
+    "reply.choose": (
+        "Which e-mail does this answer? Search your Bitrix24 mailboxes by subject or sender."
+    ),
+    "reply.target": "E-mail to reply to",
+    "reply.target_placeholder": "Type words from the subject or sender",
+    "reply.reply_all": "Reply all",
+    "reply.reply_all_hint": "Also copy {recipients}",
+    "reply.search_more": "No results yet: type more",
+    "reply.search_none": "No e-mail matches: try other words",
+    "reply.search_failed": "Search failed: try again in a moment",
+    "reply.search_not_linked": "Link Bitrix24 first: /b24mail connect",
+    "reply.target_not_number": "That is not an e-mail from the list. Search and pick one.",
+    "reply.target_required": "Choose the e-mail to reply to.",
+    "reply.not_found": (
+        "That e-mail no longer exists in Bitrix24 (it may have been deleted or moved), so "
+        "there is nothing to reply to."
+    ),
+    "reply.no_access": (
+        "Your Bitrix24 user cannot see that e-mail: it is in a mailbox you have no access to. "
+        "Ask the person who shared it to reply, or ask your Bitrix24 administrator for access "
+        "to the mailbox."
+    ),
+    "reply.other_portal": (
+        "That e-mail is in the Bitrix24 portal *{portal}*, but you are linked to *{host}*. "
+        "Only people linked to {portal} can reply to it."
+    ),
 }

@@ -1,0 +1,11 @@
+"""Every table of b24mail on one metadata: what Alembic migrates and the tests compare."""
+
+from __future__ import annotations
+
+from bot.slack import installation_tables
+from bot.store import models, preferences
+from bot.store.base import Base
+
+metadata = Base.metadata
+
+__all__ = ["installation_tables", "metadata", "models", "preferences"]
