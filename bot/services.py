@@ -16,6 +16,7 @@ from bot.mail.sending import SendingService
 from bot.mail.wakeup import Wakeup
 from bot.settings import Settings
 from bot.slack.clients import SlackClients
+from bot.slack.user_names import UserNames
 from bot.store.cards import CardRepository
 from bot.store.crypto import SecretBox
 from bot.store.db import SessionFactory, create_engine, create_session_factory
@@ -39,6 +40,7 @@ class Services:
     delivery_wakeup: Wakeup
     notify_wakeup: Wakeup
     delivery_config: DeliveryConfig = field(default_factory=DeliveryConfig)
+    user_names: UserNames = field(default_factory=UserNames)
 
     async def aclose(self) -> None:
         await self.background.drain(timeout=10)

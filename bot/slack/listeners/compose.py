@@ -6,20 +6,19 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from bot.mail.addresses import parse_address_list
-from bot.mail.compose import ComposeInput, FieldProblem, validate_compose
-from bot.mail.errors import MailError, SendingCapReached
-from bot.mail.richtext import collect_mentions
+from bot.mail.compose import FieldProblem, ValidEmail
+from bot.mail.errors import MailError
 from bot.slack import ids
 from bot.slack.errors import explain
 from bot.slack.identity import acting_user
 from bot.slack.listeners.command_call import CommandCall
+from bot.slack.listeners.submission import checked_email
 from bot.slack.metadata import ViewOrigin
-from bot.slack.render.compose import Prefill, compose_modal, inline_errors
+from bot.slack.render.compose import BLOCK_OF_FIELD, Prefill, compose_modal
 from bot.slack.render.connect import connect_prompt
 from bot.slack.render.status import history_blocks
 from bot.slack.slack_calls import open_view_or_explain
-from bot.slack.user_names import UserNames
-from bot.slack.view_state import rich_text_value, selected_conversation, selected_value, text_value
+from bot.slack.view_state import selected_conversation
 from bot.slack.wording import Texts
 from bot.store.links import SlackUser
 
@@ -87,7 +86,6 @@ async def _open_then_refresh(
 
 
 def register(app: AsyncApp, services: Services) -> None:
-    names = UserNames()
 
     async def on_submit(
         ack: AsyncAck,
@@ -103,30 +101,17 @@ def register(app: AsyncApp, services: Services) -> None:
         if link is None:
             await ack(response_action="errors", errors={ids.FROM_BLOCK: t("error.not_linked")})
             return
-        form = ComposeInput(
-            sender=selected_value(view, ids.FROM_BLOCK, ids.FROM_ACTION),
-            to=text_value(view, ids.TO_BLOCK, ids.ADDRESSES_ACTION),
-            cc=text_value(view, ids.CC_BLOCK, ids.ADDRESSES_ACTION),
-            bcc=text_value(view, ids.BCC_BLOCK, ids.ADDRESSES_ACTION),
-            subject=text_value(view, ids.SUBJECT_BLOCK, ids.SUBJECT_ACTION),
-            body=rich_text_value(view, ids.BODY_BLOCK, ids.BODY_ACTION),
+        result = await checked_email(
+            services=services,
+            client=client,
+            t=t,
+            user=user,
+            link=link,
+            view=view,
+            blocks=BLOCK_OF_FIELD,
         )
-        mentioned, _channels = collect_mentions(form.body) if form.body else (set(), set())
-        resolved = await names.resolve(client, mentioned) if mentioned else {}
-        result = validate_compose(
-            form,
-            senders=link.senders,
-            max_recipients=services.settings.b24mail_max_recipients,
-            user_name=resolved.get,
-        )
-        if isinstance(result, list):
-            await ack(response_action="errors", errors=inline_errors(t, result))
-            return
-        try:
-            await services.sending.check_cap(user)
-        except SendingCapReached as exc:
-            cap_text = t.error(exc.code, cap=services.sending.hourly_cap)
-            await ack(response_action="errors", errors={ids.TO_BLOCK: cap_text})
+        if not isinstance(result, ValidEmail):
+            await ack(response_action="errors", errors=result)
             return
         post_to = (
             selected_conversation(view, ids.POST_TO_BLOCK, ids.POST_TO_ACTION)

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.bitrix24 import AccessDenied, Bitrix24Error, Message, NotFound
-from bot.mail.compose import ComposeInput, validate_compose
-from bot.mail.errors import MailError, SendingCapReached
+from bot.mail.compose import ValidEmail
+from bot.mail.errors import MailError
 from bot.mail.replying import (
     OtherPortal,
     ReplyDraft,
@@ -26,10 +26,11 @@ from bot.mail.replying import (
     parse_message_id,
     reply_all_cc,
 )
-from bot.mail.richtext import collect_mentions, mrkdwn_to_rich_text
+from bot.mail.richtext import mrkdwn_to_rich_text
 from bot.slack import ids
 from bot.slack.errors import explain
 from bot.slack.identity import acting_user
+from bot.slack.listeners.submission import checked_email
 from bot.slack.metadata import ViewOrigin
 from bot.slack.render.card import CardRef, card_reference, card_reference_from_value
 from bot.slack.render.connect import connect_modal, connect_prompt
@@ -39,12 +40,10 @@ from bot.slack.render.reply import (
     has_block,
     loading_modal,
     problem_modal,
-    reply_inline_errors,
     reply_modal,
 )
 from bot.slack.slack_calls import open_view_or_explain
-from bot.slack.user_names import UserNames
-from bot.slack.view_state import rich_text_value, selected_conversation, selected_value, text_value
+from bot.slack.view_state import selected_conversation, selected_value
 from bot.slack.wording import Texts
 from bot.store.links import SlackUser
 
@@ -62,7 +61,6 @@ LOAD_TIME_BOX = 15.0
 
 
 def register(app: AsyncApp, services: Services) -> None:
-    names = UserNames()
 
     async def on_shortcut(
         ack: AsyncAck,
@@ -216,30 +214,17 @@ def register(app: AsyncApp, services: Services) -> None:
             )
             await ack(response_action="errors", errors={where: t(problem)})
             return
-        form = ComposeInput(
-            sender=selected_value(view, blocks["from"], ids.FROM_ACTION),
-            to=text_value(view, blocks["to"], ids.ADDRESSES_ACTION),
-            cc=text_value(view, blocks["cc"], ids.ADDRESSES_ACTION),
-            bcc=text_value(view, blocks["bcc"], ids.ADDRESSES_ACTION),
-            subject=text_value(view, blocks["subject"], ids.SUBJECT_ACTION),
-            body=rich_text_value(view, blocks["body"], ids.BODY_ACTION),
+        result = await checked_email(
+            services=services,
+            client=client,
+            t=t,
+            user=user,
+            link=link,
+            view=view,
+            blocks=blocks,
         )
-        mentioned, _channels = collect_mentions(form.body) if form.body else (set(), set())
-        resolved = await names.resolve(client, mentioned) if mentioned else {}
-        result = validate_compose(
-            form,
-            senders=link.senders,
-            max_recipients=services.settings.b24mail_max_recipients,
-            user_name=resolved.get,
-        )
-        if isinstance(result, list):
-            await ack(response_action="errors", errors=reply_inline_errors(t, result, blocks))
-            return
-        try:
-            await services.sending.check_cap(user)
-        except SendingCapReached as exc:
-            cap_text = t.error(exc.code, cap=services.sending.hourly_cap)
-            await ack(response_action="errors", errors={blocks["to"]: cap_text})
+        if not isinstance(result, ValidEmail):
+            await ack(response_action="errors", errors=result)
             return
         if has_block(view, ids.POST_TO_BLOCK):
             channel = (

@@ -113,10 +113,17 @@ def compose_modal(
     )
 
 
-def inline_errors(t: Texts, problems: Sequence[FieldProblem]) -> dict[str, str]:
-    """response_action=errors wants {block_id: message}; every message names the bad value."""
+def inline_errors(
+    t: Texts, problems: Sequence[FieldProblem], block_ids: Mapping[str, str] = BLOCK_OF_FIELD
+) -> dict[str, str]:
+    """response_action=errors wants {block_id: message}; every message names the bad value.
+
+    `block_ids` maps a field to the block id it has in this view (replies carry the e-mail id).
+    """
     return {
-        BLOCK_OF_FIELD.get(p.field, ids.TO_BLOCK): t(f"validation.{p.code}", **p.params)[:2000]
+        block_ids.get(p.field, block_ids.get("to", ids.TO_BLOCK)): t(
+            f"validation.{p.code}", **p.params
+        )[:2000]
         for p in problems
     }
 

@@ -14,12 +14,11 @@ from datetime import UTC
 from typing import Any
 
 from bot.bitrix24 import Message
-from bot.mail.compose import FieldProblem
 from bot.mail.replying import ReplyDraft, display_sender
 from bot.slack import ids
 from bot.slack.blocks import Block, context, modal, option, plain, section
 from bot.slack.metadata import ViewOrigin
-from bot.slack.render.compose import BLOCK_OF_FIELD, Prefill, compose_modal, inline_errors
+from bot.slack.render.compose import BLOCK_OF_FIELD, Prefill, compose_modal
 from bot.slack.render.connect import escape_mrkdwn, slack_date
 from bot.slack.wording import Texts
 
@@ -156,14 +155,6 @@ def target_option(message: Message) -> Block:
 
 def hint_option(t: Texts, key: str) -> Block:
     return option(t(key), HINT_VALUE)
-
-
-def reply_inline_errors(
-    t: Texts, problems: Sequence[FieldProblem], block_ids: Mapping[str, str]
-) -> dict[str, str]:
-    """compose's inline errors, moved onto the blocks this view really has."""
-    actual = {BLOCK_OF_FIELD[f]: block_ids.get(f, BLOCK_OF_FIELD[f]) for f in BLOCK_OF_FIELD}
-    return {actual.get(block, block): text for block, text in inline_errors(t, problems).items()}
 
 
 def _replying_to(t: Texts, original: Message) -> str:
