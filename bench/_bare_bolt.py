@@ -25,7 +25,9 @@ from bot.runtime import uvicorn_options
 
 
 def build() -> Starlette:
-    client = AsyncWebClient(token=os.environ["SLACK_BOT_TOKEN"], base_url=os.environ["SLACK_API_URL"])
+    client = AsyncWebClient(
+        token=os.environ["SLACK_BOT_TOKEN"], base_url=os.environ["SLACK_API_URL"]
+    )
     app = AsyncApp(
         client=client,
         signing_secret=os.environ["SLACK_SIGNING_SECRET"],

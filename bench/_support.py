@@ -41,6 +41,9 @@ SIGNING_SECRET = "bench-signing-secret-0123456789abcdef"
 BOT_TOKEN = "xoxb-test-token"  # FakeSlack's default token
 ROOT = Path(__file__).resolve().parent.parent
 
+# Settings that would switch the app to Socket Mode or OAuth if the caller's shell has them.
+_UNSET = frozenset({"SLACK_APP_TOKEN", "SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET", "DATABASE_URL"})
+
 _LIVE: dict[int, subprocess.Popen[bytes]] = {}
 
 
@@ -110,7 +113,8 @@ def started(
 ) -> Iterator[Proc]:
     """Run `python <args>` from the project root; ended by pid when the block ends."""
     log = logdir / f"{name}.log"
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    full_env = {k: v for k, v in os.environ.items() if k not in _UNSET}
+    full_env.update({"PYTHONUNBUFFERED": "1", **(env or {})})
     with log.open("wb") as out:
         popen = subprocess.Popen(
             [sys.executable, *args], cwd=ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT
@@ -212,8 +216,6 @@ def app_env(fakes: Fakes, database_url: str, port: int, **extra: str) -> dict[st
         "BITRIX24_RATE": "1000000",
         "BITRIX24_BURST": "1000000",
     }
-    for name in ("SLACK_APP_TOKEN", "SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET"):
-        env[name] = ""
     env.update(extra)
     return env
 
@@ -308,11 +310,11 @@ def signed_post(port: int, body: str, *, path: str = "/slack/events") -> bytes:
     return "\r\n".join(lines).encode() + raw
 
 
-def help_request(port: int, *, slack_api_url: str, user_id: str = "U0001") -> bytes:
-    body = slash_command_body(
-        text="help", user_id=user_id, response_url=f"{slack_api_url.rsplit('/api/', 1)[0]}/response/x"
+def help_request(port: int, *, slack_api_url: str, user: str) -> bytes:
+    response_url = f"{slack_api_url.rsplit('/api/', 1)[0]}/response/bench"
+    return signed_post(
+        port, slash_command_body(text="help", user_id=user, response_url=response_url)
     )
-    return signed_post(port, body)
 
 
 def user_id(n: int) -> str:

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from bench._support import RawHTTP, help_request, ms, percentile
 
 WARMUP = 200
-SERIAL_ROUNDS = 10
-SERIAL_PER_ROUND = 60  # 600 serial requests each
+SERIAL_ROUNDS = 30
+SERIAL_PER_ROUND = 25  # 750 serial requests each
 CONCURRENCY = 16
-CONC_ROUNDS = 6
-CONC_PER_ROUND = 400  # 2400 concurrent requests each
+CONC_ROUNDS = 10
+CONC_PER_ROUND = 320  # 3200 concurrent requests each
 ROUND_TIMEOUT = 120.0
 
 
@@ -100,11 +100,12 @@ async def _concurrent(side: Side, conns: list[RawHTTP], requests: list[bytes]) -
     side.conc_requests += len(requests)
 
 
-async def measure(*, ours_port: int, bolt_port: int, slack_api_url: str) -> AckResult:
+async def measure(*, ours_port: int, bolt_port: int, slack_api_url: str, user: str) -> AckResult:
+    """`user` should be linked, so that b24mail's help shows the linked variant."""
     sides = [Side("b24mail", ours_port, [], []), Side("bare Bolt", bolt_port, [], [])]
 
     def batch(side: Side, n: int) -> list[bytes]:
-        return [help_request(side.port, slack_api_url=slack_api_url) for _ in range(n)]
+        return [help_request(side.port, slack_api_url=slack_api_url, user=user) for _ in range(n)]
 
     serial_conns = {s.name: await RawHTTP.connect(s.port) for s in sides}
     conc_conns = {

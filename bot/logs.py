@@ -7,8 +7,13 @@ import re
 import sys
 
 # A Bitrix24 webhook path carries its secret code; tokens and keys have well-known shapes.
+# The path may be logged as pasted, percent-encoded (a form body), or with JSON-escaped slashes.
+_SLASH = r"(?:/|%2F|\\/)"
 _SECRET_PATTERNS = [
-    (re.compile(r"(/rest/(?:api/)?\d+/)[A-Za-z0-9]{4,}"), r"\1***"),
+    (
+        re.compile(rf"({_SLASH}rest{_SLASH}(?:api{_SLASH})?\d+{_SLASH})[A-Za-z0-9]{{4,}}", re.I),
+        r"\1***",
+    ),
     (re.compile(r"\bxox[abpre]-[A-Za-z0-9-]+"), "xox*-***"),
     (re.compile(r"\bxapp-[A-Za-z0-9-]+"), "xapp-***"),
 ]

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import signal
 from contextlib import suppress
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -58,16 +58,14 @@ async def serve(settings: Settings) -> None:
         on_startup=worker.start if worker else None,
         on_shutdown=worker.stop if worker else None,
     )
-    config = uvicorn.Config(
-        web,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        lifespan="on",
-        access_log=False,
-    )
+    config = uvicorn.Config(web, host=settings.host, port=settings.port, **uvicorn_options())
     log.info("serving HTTP on %s:%s (POST /slack/events)", settings.host, settings.port)
     await uvicorn.Server(config).serve()
+
+
+def uvicorn_options() -> dict[str, Any]:
+    """How `serve` runs uvicorn (also used by the benchmarks' bare Bolt app, to compare alike)."""
+    return {"log_config": None, "lifespan": "on", "access_log": False}
 
 
 async def _serve_socket_mode(

@@ -16,12 +16,14 @@ from bot.mail.sending import SendingService
 from bot.mail.wakeup import Wakeup
 from bot.settings import Settings
 from bot.slack.clients import SlackClients
+from bot.slack.language import LanguageService
 from bot.slack.user_names import UserNames
 from bot.store.cards import CardRepository
 from bot.store.crypto import SecretBox
 from bot.store.db import SessionFactory, create_engine, create_session_factory
 from bot.store.links import LinkRepository
 from bot.store.outbox import OutboxRepository
+from bot.store.preferences import PreferenceRepository
 
 
 @dataclass(kw_only=True)
@@ -39,6 +41,7 @@ class Services:
     background: Background
     delivery_wakeup: Wakeup
     notify_wakeup: Wakeup
+    language: LanguageService
     delivery_config: DeliveryConfig = field(default_factory=DeliveryConfig)
     user_names: UserNames = field(default_factory=UserNames)
 
@@ -83,6 +86,8 @@ def build_services(
     )
     delivery_wakeup = Wakeup()
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    slack_clients = SlackClients(token=token, base_url=settings.slack_api_url)
+    background = Background()
     return Services(
         settings=settings,
         engine=engine,
@@ -100,9 +105,14 @@ def build_services(
             links=links, bitrix24=bitrix24, cards=CardRepository(sessions=sessions)
         ),
         bitrix24=bitrix24,
-        slack_clients=SlackClients(token=token, base_url=settings.slack_api_url),
-        background=Background(),
+        slack_clients=slack_clients,
+        background=background,
         delivery_wakeup=delivery_wakeup,
         notify_wakeup=Wakeup(),
+        language=LanguageService(
+            preferences=PreferenceRepository(sessions=sessions),
+            background=background,
+            clients=slack_clients,
+        ),
         delivery_config=delivery_config or delivery_config_from(settings),
     )

@@ -33,6 +33,7 @@ class Worker:
             outbox=services.outbox,
             clients=services.slack_clients,
             wakeup=services.notify_wakeup,
+            texts_for=services.language.texts_for_email,
             retry_window_minutes=services.settings.b24mail_retry_window_minutes,
         )
 

@@ -36,6 +36,10 @@ _LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 _NUMERIC_HOST = re.compile(r"(?:0x[0-9a-f]*|[0-9]+)(?:\.(?:0x[0-9a-f]*|[0-9]+)){0,3}")
 _DEFAULT_PORTS = {"https": 443, "http": 80}
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+# Not globally reachable per IANA's special-purpose registries, yet `is_global` on Python 3.11
+# says otherwise (the stdlib's tables change between releases): IETF protocol assignments and
+# the IPv6 documentation prefix of RFC 9637.
+_NOT_GLOBAL = (ipaddress.IPv4Network("192.0.0.0/24"), ipaddress.IPv6Network("3fff::/20"))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, repr=False)
@@ -195,6 +199,7 @@ def is_forbidden_address(address: IPAddress) -> bool:
         or address.is_multicast
         or address.is_reserved
         or address.is_unspecified
+        or any(address in network for network in _NOT_GLOBAL)
     )
 
 

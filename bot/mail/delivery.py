@@ -168,7 +168,9 @@ class DeliveryWorker:
         except MailError as exc:
             await self._failed_attempt(row, exc.code, exc, transient=False)
         else:
-            if await self._outbox.mark_sent(row.id, owner=self.owner):
+            # The sender to preselect next time; one write fewer when it did not change.
+            sent = await self._outbox.mark_sent(row.id, owner=self.owner)
+            if sent and link.last_sender != row.sender:
                 await self._links.remember_sender(user, row.sender)
             log.info(
                 "sent email=%s kind=%s attempt=%d took_ms=%d",

@@ -49,6 +49,10 @@ class SendingCapReached(MailError):
 
     code = "sending_cap"
 
+    def __init__(self, cap: int | None = None) -> None:
+        super().__init__()
+        self.cap = cap
+
 
 class EmailNotFound(MailError):
     """No such e-mail in your outbox."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import weakref
 from datetime import timedelta
 
 from bot.mail.compose import ValidEmail
@@ -29,6 +31,10 @@ class SendingService:
         self._wakeup = wakeup
         self._retry_window = retry_window
         self._hourly_cap = hourly_cap
+        # One lock per user while a submission is counted and stored (see submit).
+        self._cap_locks: weakref.WeakValueDictionary[SlackUser, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
 
     @property
     def hourly_cap(self) -> int:
@@ -37,7 +43,7 @@ class SendingService:
     async def check_cap(self, user: SlackUser) -> None:
         sent = await self.outbox.count_since(user, utcnow() - timedelta(hours=1))
         if sent >= self._hourly_cap:
-            raise SendingCapReached()
+            raise SendingCapReached(self._hourly_cap)
 
     async def submit(
         self,
@@ -49,7 +55,36 @@ class SendingService:
         result_thread_ts: str | None = None,
         reply_to_message_id: int | None = None,
     ) -> tuple[OutboxEmail, bool]:
-        """Queue the e-mail durably; returns (row, created). A repeated submission creates nothing."""
+        """Queue the e-mail durably; returns (row, created). A repeated submission creates nothing.
+
+        Raises SendingCapReached when the user's hourly cap is reached. The count is taken again
+        here, under a per-user lock, so submissions arriving together cannot all pass a check
+        made before any of them was stored. (The lock is per process; see SECURITY.md.)
+        """
+        lock = self._cap_locks.get(user)
+        if lock is None:
+            lock = self._cap_locks[user] = asyncio.Lock()
+        async with lock:
+            await self.check_cap(user)
+            return await self._enqueue(
+                user,
+                email,
+                submission_key=submission_key,
+                result_channel=result_channel,
+                result_thread_ts=result_thread_ts,
+                reply_to_message_id=reply_to_message_id,
+            )
+
+    async def _enqueue(
+        self,
+        user: SlackUser,
+        email: ValidEmail,
+        *,
+        submission_key: str,
+        result_channel: str,
+        result_thread_ts: str | None,
+        reply_to_message_id: int | None,
+    ) -> tuple[OutboxEmail, bool]:
         row, created = await self.outbox.enqueue(
             NewEmail(
                 submission_key=submission_key,

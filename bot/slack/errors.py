@@ -13,7 +13,7 @@ def explain(t: Texts, error: Bitrix24Error | MailError, *, limit: int = 3000) ->
     if isinstance(error, PortalMoved):
         params["new_host"] = error.new_host or "?"
     if isinstance(error, OperationTimeLimit) and error.reset_at is not None:
-        params["reset"] = error.reset_at.strftime("%H:%M UTC")
+        params["reset"] = t.format_time(error.reset_at)
     host = getattr(error, "host", None)
-    params["host"] = host or "the portal"
+    params["host"] = host or t("error.this_portal")
     return clip(t.error(error.code, **params), limit)

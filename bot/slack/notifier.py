@@ -10,12 +10,15 @@ stays pending until Slack has it, so a status is never lost.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.mail.wakeup import Wakeup
 from bot.slack.clients import SlackClients
@@ -47,7 +50,8 @@ class StatusNotifier:
         outbox: OutboxRepository,
         clients: SlackClients,
         wakeup: Wakeup,
-        texts_for: Callable[[OutboxEmail], Texts] = lambda _row: Texts(),
+        # The owner's language (LanguageService.texts_for_email); English by default.
+        texts_for: Callable[[OutboxEmail], Texts | Awaitable[Texts]] = lambda _row: Texts(),
         retry_window_minutes: float = 30,
         lease: timedelta = timedelta(seconds=60),
         batch: int = 20,
@@ -63,10 +67,13 @@ class StatusNotifier:
         self._idle_poll = idle_poll
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            if await self.run_once():
-                continue
-            await self._wakeup.wait(await self._sleep_time())
+        try:
+            while not stop.is_set():
+                if await self.run_once():
+                    continue
+                await self._wakeup.wait(await self._sleep_time())
+        finally:
+            await self._clients.aclose()
 
     async def run_once(self) -> int:
         rows = await self._outbox.claim_notifications(lease=self._lease, limit=self._batch)
@@ -88,7 +95,8 @@ class StatusNotifier:
             await self._later(row, None)
 
     async def notify(self, row: OutboxEmail) -> None:
-        t = self._texts_for(row)
+        found = self._texts_for(row)
+        t = await found if inspect.isawaitable(found) else found
         client = await self._clients.for_team(enterprise_id=row.enterprise_id, team_id=row.team_id)
         dm_note = self._dm_note(t, row.result_channel, row.status_note) if row.status_note else None
         text, blocks = status_message(t, row, explanation=self._explain(t, row), dm_note=dm_note)
@@ -118,9 +126,26 @@ class StatusNotifier:
             log.warning("slack unreachable for status of email=%s: %s", row.id, type(exc).__name__)
             await self._later(row, None)
             return
-        await self._outbox.mark_notified(
-            row.id, version=row.state_version, channel=channel, ts=ts, note=note
-        )
+        await self._record(row, channel, ts, note)
+
+    async def _record(self, row: OutboxEmail, channel: str, ts: str, note: str | None) -> None:
+        """Store which message Slack now has. Without its ts the next pass posts a second message
+        and this one keeps its old state for good, so ride out a database restart (for at most
+        half the lease, so no other notifier takes the row meanwhile)."""
+        give_up = time.monotonic() + self._lease.total_seconds() / 2
+        delay = 0.2
+        while True:
+            try:
+                await self._outbox.mark_notified(
+                    row.id, version=row.state_version, channel=channel, ts=ts, note=note
+                )
+                return
+            except (SQLAlchemyError, OSError) as exc:
+                if time.monotonic() + delay > give_up:
+                    raise
+                log.warning("recording status of email=%s failed (%s)", row.id, type(exc).__name__)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     async def _post_first(
         self,

@@ -287,6 +287,8 @@ async def test_permanent_portal_errors_fail_at_once_with_a_readable_reason(
     assert row.attempts == 1
     assert portal.delivered == []
     assert b24.code not in shown
+    if fault == "moved":
+        assert "Bitrix24 said" not in shown  # the new host is named once, in the explanation
 
 
 async def test_retry_button_requeues_the_same_email_and_only_for_its_owner(

@@ -9,12 +9,18 @@ from typing import TYPE_CHECKING, Any
 from bot.slack import ids
 from bot.slack.command_text import parse_command_text
 from bot.slack.identity import acting_user
+from bot.slack.language import parse_choice
 from bot.slack.listeners.command_call import CommandCall
 from bot.slack.listeners.compose import open_compose, show_history
 from bot.slack.listeners.inbox import show_inbox
-from bot.slack.render.connect import connect_modal, help_blocks, slack_date, status_blocks
+from bot.slack.render.connect import (
+    connect_modal,
+    escape_mrkdwn,
+    help_blocks,
+    slack_date,
+    status_blocks,
+)
 from bot.slack.slack_calls import open_view_or_explain
-from bot.slack.wording import Texts
 
 if TYPE_CHECKING:
     from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
@@ -35,8 +41,8 @@ def register(app: AsyncApp, services: Services) -> None:
         respond: AsyncRespond,
     ) -> None:
         parsed = parse_command_text(command.get("text"))
-        t = Texts()
         user = acting_user(context, body)
+        t = await services.language.texts_for(user, client=client, context=context)
         log.info("command user=%s team=%s sub=%s", user.user_id, user.team_id, parsed.name)
         handler = _HANDLERS.get(parsed.name, _unknown)
         await handler(
@@ -98,12 +104,32 @@ async def _status(call: CommandCall) -> None:
         host=link.portal_host,
         b24_user_id=link.b24_user_id,
         senders=link.senders,
-        last_checked=slack_date(checked, checked.isoformat(timespec="minutes"))
-        if checked
-        else None,
-        linked_at=slack_date(link.created_at, link.created_at.isoformat(timespec="minutes")),
+        last_checked=slack_date(checked, call.t.format_datetime(checked)) if checked else None,
+        linked_at=slack_date(link.created_at, call.t.format_datetime(link.created_at)),
     )
     await call.ack(text=call.t("status.title"), blocks=blocks)
+
+
+async def _lang(call: CommandCall) -> None:
+    """`/b24mail lang ru|en|auto`: confirmed in the new language; anything else → usage."""
+    language = call.services.language
+    understood, choice = parse_choice(call.parsed.argument)
+    if not understood:
+        profile = await language.profile(call.user, client=None)
+        name = call.t(f"lang.name.{profile.language}")
+        current = name if profile.chosen else call.t("lang.current_auto", language=name)
+        lines = [call.t("lang.usage", current=current)]
+        if call.parsed.argument:
+            value = call.parsed.argument.replace("`", "'")[:40]
+            lines.insert(0, call.t("lang.unknown", value=escape_mrkdwn(value)))
+        await call.ack(text="\n".join(lines))
+        return
+    await language.choose(call.user, choice)
+    t = await language.texts_for(call.user, client=call.client)
+    if choice is None:
+        await call.ack(text=t("lang.done_auto", language=t(f"lang.name.{t.locale}")))
+    else:
+        await call.ack(text=t("lang.done"))
 
 
 _HANDLERS = {
@@ -114,4 +140,5 @@ _HANDLERS = {
     "connect": _connect,
     "disconnect": _disconnect,
     "status": _status,
+    "lang": _lang,
 }

@@ -94,8 +94,8 @@ def register(app: AsyncApp, services: Services) -> None:
         context: dict[str, Any],
         client: AsyncWebClient,
     ) -> None:
-        t = Texts()
         user = acting_user(context, body)
+        t = await services.language.texts_for(user, client=client, context=context)
         origin = ViewOrigin.decode(view.get("private_metadata"))
         link = await services.links.get(user)
         if link is None:
@@ -135,10 +135,11 @@ def register(app: AsyncApp, services: Services) -> None:
         body: dict[str, Any],
         action: dict[str, Any],
         context: dict[str, Any],
+        client: AsyncWebClient,
         respond: AsyncRespond,
     ) -> None:
-        t = Texts()
         user = acting_user(context, body)
+        t = await services.language.texts_for(user, client=client, context=context)
         try:
             await services.sending.retry(str(action.get("value", "")), user)
         except MailError as exc:
@@ -160,8 +161,8 @@ def register(app: AsyncApp, services: Services) -> None:
         respond: AsyncRespond,
     ) -> None:
         await ack()
-        t = Texts()
         user = acting_user(context, body)
+        t = await services.language.texts_for(user, client=client, context=context)
         try:
             email = await services.sending.owned(str(action.get("value", "")), user)
             link = await services.links.require(user)

@@ -69,6 +69,7 @@ def register(app: AsyncApp, services: Services) -> None:
         body: dict[str, Any],
         action: dict[str, Any],
         context: dict[str, Any],
+        client: AsyncWebClient,
         respond: AsyncRespond,
     ) -> None:
         await ack()
@@ -76,10 +77,10 @@ def register(app: AsyncApp, services: Services) -> None:
         if position is None:
             log.warning("inbox More with an unreadable value")
             return
+        user = acting_user(context, body)
+        t = await services.language.texts_for(user, client=client, context=context)
         services.background.spawn(
-            _show_page(
-                services, Texts(), acting_user(context, body), respond, position, replace=True
-            ),
+            _show_page(services, t, user, respond, position, replace=True),
             name="inbox-page",
         )
 
@@ -92,8 +93,8 @@ def register(app: AsyncApp, services: Services) -> None:
         respond: AsyncRespond,
     ) -> None:
         await ack()
-        t = Texts()
         user = acting_user(context, body)
+        t = await services.language.texts_for(user, client=client, context=context)
         message_id = parse_message_id(action.get("value"))
         channel_id = (body.get("container") or {}).get("channel_id") or (
             body.get("channel") or {}

@@ -69,8 +69,8 @@ def register(app: AsyncApp, services: Services) -> None:
         client: AsyncWebClient,
         respond: AsyncRespond,
     ) -> None:
-        t = Texts()
         user = acting_user(context, body)
+        t = await services.language.texts_for(user, client=client, context=context)
         channel_id = _str((body.get("channel") or {}).get("id"))
         message = body.get("message") or {}
         trigger_id = str(body.get("trigger_id", ""))
@@ -139,9 +139,9 @@ def register(app: AsyncApp, services: Services) -> None:
         respond: AsyncRespond,
     ) -> None:
         """Reply on an inbox line (result: where the user chooses) or on a card (its thread)."""
-        t = Texts()
         user = acting_user(context, body)
         await ack()
+        t = await services.language.texts_for(user, client=client, context=context)
         link = await services.links.get(user)
         if link is None:
             services.background.spawn(
@@ -199,8 +199,8 @@ def register(app: AsyncApp, services: Services) -> None:
         client: AsyncWebClient,
     ) -> None:
         """Also takes the "Edit and resend" view of a reply (compose's block ids, Post to)."""
-        t = Texts()
         user = acting_user(context, body)
+        t = await services.language.texts_for(user, client=client, context=context)
         origin = ViewOrigin.decode(view.get("private_metadata"))
         blocks = field_block_ids(view)
         link = await services.links.get(user)

@@ -33,7 +33,6 @@ from bot.slack.view_state import (
     selected_value,
     text_value,
 )
-from bot.slack.wording import Texts
 
 if TYPE_CHECKING:
     from slack_bolt.async_app import AsyncAck, AsyncApp
@@ -50,10 +49,11 @@ SEARCH_RESULTS = 20
 
 def register(app: AsyncApp, services: Services) -> None:
     async def on_target_options(
-        ack: AsyncAck, body: dict[str, Any], context: dict[str, Any]
+        ack: AsyncAck, body: dict[str, Any], context: dict[str, Any], client: AsyncWebClient
     ) -> None:
-        t = Texts()
         user = acting_user(context, body)
+        # Slack waits 3 s for options and the search takes most of it: never wait for Slack here.
+        t = await services.language.texts_for(user, client=client, context=context, wait=False)
         words = str(body.get("value") or "")
         if await services.links.get(user) is None:
             await ack(options=[hint_option(t, "reply.search_not_linked")])
@@ -70,7 +70,7 @@ def register(app: AsyncApp, services: Services) -> None:
             log.info("reply search failed user=%s: %s", user.user_id, exc.code)
             await ack(options=[hint_option(t, "reply.search_failed")])
             return
-        options = [target_option(m) for m in found] or [hint_option(t, "reply.search_none")]
+        options = [target_option(t, m) for m in found] or [hint_option(t, "reply.search_none")]
         await ack(options=options)
 
     async def on_target_chosen(
@@ -133,11 +133,12 @@ async def _refill(
     form = form_of(view)
     if reply_all is not None:
         form = form.with_changes(reply_all=reply_all)
+    t = await services.language.texts_for(user, client=client)
     services.background.spawn(
         fill_reply_view(
             services=services,
             client=client,
-            t=Texts(),
+            t=t,
             user=user,
             link=link,
             view_id=str(view["id"]),

@@ -12,10 +12,10 @@ from bot.slack.errors import explain
 from bot.slack.identity import acting_user
 from bot.slack.render.connect import connected_view
 from bot.slack.view_state import text_value
-from bot.slack.wording import Texts
 
 if TYPE_CHECKING:
     from slack_bolt.async_app import AsyncAck, AsyncApp
+    from slack_sdk.web.async_client import AsyncWebClient
 
     from bot.services import Services
 
@@ -24,10 +24,14 @@ log = logging.getLogger(__name__)
 
 def register(app: AsyncApp, services: Services) -> None:
     async def on_connect_submit(
-        ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], context: dict[str, Any]
+        ack: AsyncAck,
+        body: dict[str, Any],
+        view: dict[str, Any],
+        context: dict[str, Any],
+        client: AsyncWebClient,
     ) -> None:
-        t = Texts()
         user = acting_user(context, body)
+        t = await services.language.texts_for(user, client=client, context=context)
         url = text_value(view, ids.CONNECT_URL_BLOCK, ids.CONNECT_URL_ACTION)
         if not url:
             await ack(

@@ -44,7 +44,7 @@ def email_card(
     ]
     if message.date is not None:
         when = message.date if message.date.tzinfo else message.date.replace(tzinfo=UTC)
-        lines.append(t("card.date", when=slack_date(when, when.strftime("%Y-%m-%d %H:%M UTC"))))
+        lines.append(t("card.date", when=slack_date(when, t.format_datetime(when))))
     text = excerpt(
         html_to_text(message.body), max_lines=CARD_EXCERPT_LINES, max_chars=CARD_EXCERPT_CHARS
     )

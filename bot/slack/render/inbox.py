@@ -75,7 +75,7 @@ def _entry(t: Texts, message: Message) -> list[Block]:
     subject = message.subject.strip() or t("inbox.no_subject")
     if message.date is not None:
         moment = message.date if message.date.tzinfo else message.date.replace(tzinfo=UTC)
-        when = slack_date(moment, moment.strftime("%Y-%m-%d %H:%M UTC"))
+        when = slack_date(moment, t.format_datetime(moment))
     else:
         when = t("inbox.unknown_date")
     line = t(

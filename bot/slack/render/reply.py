@@ -144,12 +144,12 @@ def problem_modal(t: Texts, text: str) -> Block:
     )
 
 
-def target_option(message: Message) -> Block:
-    """A search result: subject · sender · date, within Slack's 75 characters."""
+def target_option(t: Texts, message: Message) -> Block:
+    """A search result: subject · sender · date (the reader's), within Slack's 75 characters."""
     subject = " ".join(message.subject.split())
     parts = [subject or "—", display_sender(message.from_) or "—"]
     if message.date is not None:
-        parts.append(message.date.strftime("%d %b %Y"))
+        parts.append(t.format_date(message.date))
     return option(" · ".join(parts), str(message.id))
 
 
@@ -162,7 +162,7 @@ def _replying_to(t: Texts, original: Message) -> str:
     sender = escape_mrkdwn(original.from_.strip() or "—")
     if original.date is not None:
         moment = original.date if original.date.tzinfo else original.date.replace(tzinfo=UTC)
-        when = slack_date(moment, moment.strftime("%Y-%m-%d %H:%M UTC"))
+        when = slack_date(moment, t.format_datetime(moment))
     else:
         when = t("inbox.unknown_date")
     return t("reply.replying_to", subject=subject, sender=sender, when=when)
@@ -177,7 +177,7 @@ def _target_select(t: Texts, original: Message | None) -> Block:
         "min_query_length": 0,
     }
     if original is not None:
-        element["initial_option"] = target_option(original)
+        element["initial_option"] = target_option(t, original)
     return {
         "type": "input",
         "block_id": ids.REPLY_TARGET_BLOCK,

@@ -53,7 +53,7 @@ def status_message(
         text = t("status_msg.queued", subject=subject, sender=sender, recipients=recipients)
         blocks.append(section(text))
     elif key == "retrying":
-        when = slack_date(email.next_attempt_at, email.next_attempt_at.strftime("%H:%M UTC"))
+        when = slack_date(email.next_attempt_at, t.format_time(email.next_attempt_at))
         text = t(
             "status_msg.retrying",
             attempt=email.attempts + 1,
@@ -67,7 +67,7 @@ def status_message(
         blocks.append(section(text))
     elif key == SENT:
         sent_at = email.sent_at or email.updated_at
-        text = t("status_msg.sent", subject=subject, sender=sender, when=_when(sent_at))
+        text = t("status_msg.sent", subject=subject, sender=sender, when=_when(t, sent_at))
         blocks += [section(text), context(_counts(t, email), t("compose.to") + ": " + recipients)]
     else:
         text = t("status_msg.failed", subject=subject, recipients=recipients)
@@ -80,7 +80,8 @@ def status_message(
                 )
             ),
         ]
-        if email.error_detail:
+        # For a moved portal the detail is the new host, already named in the explanation.
+        if email.error_detail and email.error_code != "portal_moved":
             blocks.append(
                 context(t("status_msg.portal_said", detail=escape_mrkdwn(email.error_detail)))
             )
@@ -113,7 +114,7 @@ def history_blocks(t: Texts, emails: Sequence[OutboxEmail]) -> list[Block]:
             icon=icons.get(e.status, ":grey_question:"),
             subject=escape_mrkdwn(e.subject),
             recipients=recipients_summary(t, e.to_addrs),
-            when=_when(e.created_at),
+            when=_when(t, e.created_at),
             status=t(f"history.status.{e.status}"),
         )
         for e in emails
@@ -130,5 +131,5 @@ def _counts(t: Texts, email: OutboxEmail) -> str:
     )
 
 
-def _when(moment: datetime) -> str:
-    return slack_date(moment, moment.strftime("%Y-%m-%d %H:%M UTC"))
+def _when(t: Texts, moment: datetime) -> str:
+    return slack_date(moment, t.format_datetime(moment))
