@@ -75,6 +75,7 @@ def build_services(
             rate=settings.bitrix24_rate,
             burst=settings.bitrix24_burst,
             read_timeout=settings.bitrix24_read_timeout,
+            portal_request_limit=settings.bitrix24_request_limit,
         )
     )
     links = LinkService(

@@ -70,6 +70,7 @@ class Settings(BaseSettings):
     bitrix24_rate: float = Field(default=2.0, gt=0)
     bitrix24_burst: int = Field(default=50, ge=1)
     bitrix24_read_timeout: float = Field(default=30.0, gt=0)
+    bitrix24_request_limit: float = Field(default=60.0, ge=0)
 
     @field_validator("database_url")
     @classmethod

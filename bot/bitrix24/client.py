@@ -42,6 +42,7 @@ from .models import (
     Sender,
     SendResult,
 )
+from .pinning import ForbiddenAddress, pinned_transport
 from .redaction import install_log_redaction
 
 __all__ = ["Bitrix24Client", "ClientConfig"]
@@ -77,6 +78,11 @@ class ClientConfig:
     backoff_base: float = 0.5
     backoff_max: float = 10.0
     transport_retries: int = 2
+    # How long the portal may keep running one request (Bitrix24: 60 s). A write whose outcome
+    # is unknown (time-out, dropped connection) may still be running there, and two requests
+    # with one Idempotency-Key at the same moment may both run; so it is retried only once
+    # this much time has passed since that attempt started.
+    portal_request_limit: float = 60.0
     host_check_ttl: float = 60.0
     user_agent: str = "b24mail"
 
@@ -86,7 +92,13 @@ class ClientConfig:
                 raise ValueError(f"{name} must be positive")
         if self.burst < 1:
             raise ValueError("burst must be at least 1")
-        for name in ("rate_limit_retries", "transport_retries", "backoff_base", "backoff_max"):
+        for name in (
+            "rate_limit_retries",
+            "transport_retries",
+            "backoff_base",
+            "backoff_max",
+            "portal_request_limit",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
         if self.host_check_ttl < 0:
@@ -116,13 +128,11 @@ class Bitrix24Client:
     ) -> None:
         self._config = config or ClientConfig()
         self._owns_http = http is None
-        if http is None:
-            http = httpx.AsyncClient(
-                follow_redirects=False,
-                timeout=self._timeout(None),
-                headers={"User-Agent": self._config.user_agent},
-            )
-        self._http = http
+        # Our own client connects only to addresses checked at connect time (no DNS rebinding);
+        # credentials allowed to reach local portals (testing) use a plain one. An injected
+        # client (tests) gets the check before each call only.
+        self._http = http or self._new_http(pinned_transport(resolver=resolver))
+        self._http_insecure: httpx.AsyncClient | None = http
         if limiters is None:
             limiters = shared_limiters(rate=self._config.rate, burst=self._config.burst)
         self._limiters = limiters
@@ -152,9 +162,26 @@ class Bitrix24Client:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the HTTP client if this object created it."""
+        """Close the HTTP clients this object created."""
         if self._owns_http:
             await self._http.aclose()
+            if self._http_insecure is not None:
+                await self._http_insecure.aclose()
+
+    def _new_http(self, transport: httpx.AsyncBaseTransport | None) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            transport=transport,
+            follow_redirects=False,
+            timeout=self._timeout(None),
+            headers={"User-Agent": self._config.user_agent},
+        )
+
+    def _http_for(self, creds: Credentials) -> httpx.AsyncClient:
+        if not creds.allow_insecure:
+            return self._http
+        if self._http_insecure is None:
+            self._http_insecure = self._new_http(None)
+        return self._http_insecure
 
     # --- the mail methods --------------------------------------------------------------
 
@@ -353,11 +380,11 @@ class Bitrix24Client:
                 raise ValueError("idempotency_key must be 1-255 printable ASCII characters")
             headers["Idempotency-Key"] = idempotency_key
         url, body = _target(creds, method, params)
-        repeatable = read_only or idempotency_key is not None
+        retry = _RetryRule(repeatable=read_only or idempotency_key is not None, write=not read_only)
         if idempotency_key is None:
-            return await self._with_retries(creds, method, url, body, headers, repeatable, timeout)
+            return await self._with_retries(creds, method, url, body, headers, retry, timeout)
         async with _key_lock(idempotency_key):
-            return await self._with_retries(creds, method, url, body, headers, repeatable, timeout)
+            return await self._with_retries(creds, method, url, body, headers, retry, timeout)
 
     async def _with_retries(
         self,
@@ -366,7 +393,7 @@ class Bitrix24Client:
         url: str,
         body: dict[str, Any],
         headers: dict[str, str],
-        repeatable: bool,
+        retry: _RetryRule,
         timeout: float | None,
     ) -> tuple[Any, httpx.Headers]:
         config = self._config
@@ -374,6 +401,7 @@ class Bitrix24Client:
         attempt = 0
         while True:
             attempt += 1
+            started = self._clock()
             try:
                 return await self._attempt(creds, method, url, body, headers, timeout, attempt)
             except RateLimited as err:
@@ -387,12 +415,16 @@ class Bitrix24Client:
                 reason = err.code
             except (TransportError, PortalUnavailable) as err:
                 # A write that may have run must not run twice unless the key dedupes it.
-                if err.may_have_reached_portal and not repeatable:
+                if err.may_have_reached_portal and not retry.repeatable:
                     raise
                 if other_retries >= config.transport_retries:
                     raise
                 other_retries += 1
                 delay = self._backoff(other_retries)
+                if retry.write and err.may_have_reached_portal and isinstance(err, TransportError):
+                    # It may still be running on the portal: wait until it cannot be.
+                    still_running = started + config.portal_request_limit - self._clock()
+                    delay = max(delay, still_running)
                 reason = err.code
             logger.info(
                 "bitrix24 %s on %s failed (%s, attempt %d); retrying in %.2fs",
@@ -420,7 +452,7 @@ class Bitrix24Client:
             await self._limiters.acquire(creds.host)
         started = self._clock()
         try:
-            response = await self._http.post(
+            response = await self._http_for(creds).post(
                 url,
                 json=body,
                 headers=headers,
@@ -536,8 +568,16 @@ def _target(creds: Credentials, method: str, params: dict[str, Any]) -> tuple[st
     return creds.api_base + method, {**params, "auth": creds.access_token.get_secret_value()}
 
 
+@dataclass(frozen=True, slots=True)
+class _RetryRule:
+    repeatable: bool  # a read, or a write with an Idempotency-Key
+    write: bool
+
+
 def _transport_error(exc: httpx.HTTPError, host: str, method: str) -> Bitrix24Error:
     context: dict[str, Any] = {"host": host, "method": method}
+    if isinstance(exc.__cause__, ForbiddenAddress):
+        return WebhookURLError("webhook_forbidden_host", host=host)
     if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
         return PortalTimeout(
             "The Bitrix24 portal did not accept the connection in time",

@@ -159,6 +159,11 @@ async def ensure_public_host(host: str, *, resolver: Resolver | None = None) -> 
     private, link-local, reserved, multicast or unspecified, and PortalUnreachable when the
     name does not resolve. `resolver` maps a host name to address strings (tests inject one).
     """
+    await public_addresses(host, resolver=resolver)
+
+
+async def public_addresses(host: str, *, resolver: Resolver | None = None) -> list[str]:
+    """The addresses of `host` (host or host:port), all checked public; raises like above."""
     name, _port = _split_authority(host)
     literal = _ip_literal(name)
     if literal is not None:
@@ -181,6 +186,7 @@ async def ensure_public_host(host: str, *, resolver: Resolver | None = None) -> 
                 raise WebhookURLError("webhook_forbidden_host", host=host) from exc
     if any(is_forbidden_address(address) for address in addresses):
         raise WebhookURLError("webhook_forbidden_host", host=host)
+    return list(dict.fromkeys(str(address) for address in addresses))
 
 
 def is_forbidden_address(address: IPAddress) -> bool:

@@ -25,6 +25,7 @@ from bot.bitrix24 import (
     PortalTimeout,
     ReplyFailed,
     SendFailed,
+    TransportError,
 )
 from bot.mail.errors import MailError
 from bot.mail.linking import LinkService
@@ -121,6 +122,10 @@ class DeliveryWorker:
             except Exception:
                 # The row keeps its lease and is taken again when it expires; say so loudly.
                 log.exception("delivery of %s crashed; it will be retried after its lease", row.id)
+            finally:
+                # A slot is free and the row may be due again soon (a retry): look again now
+                # rather than at the next idle poll.
+                self._wakeup.notify()
 
     async def deliver(self, row: OutboxEmail) -> None:
         user = SlackUser(
@@ -138,9 +143,11 @@ class DeliveryWorker:
                 subject=row.subject,
                 body=row.body_html,
             )
-            # End the attempt well before the lease does: a second worker may take the row then,
-            # and two attempts with one key at once could both be sent.
-            budget = max(1.0, self._config.lease.total_seconds() - 10)
+            # End the attempt early enough that its last request has surely finished on the
+            # portal (which may run one for `portal_request_limit`) before the lease ends and
+            # another worker may take the row: two requests with one key at once may both run.
+            limit = self._bitrix24.config.portal_request_limit
+            budget = max(1.0, self._config.lease.total_seconds() - limit - 5)
             try:
                 async with asyncio.timeout(budget):
                     if row.kind == "reply" and row.reply_to_message_id is not None:
@@ -210,6 +217,9 @@ class DeliveryWorker:
             delay = max(delay, config.overload_backoff)
         if isinstance(error, OperationTimeLimit) and error.reset_at is not None:
             return max(error.reset_at, now + timedelta(seconds=1))
+        if isinstance(error, TransportError) and error.may_have_reached_portal:
+            # The send may still be running on the portal: retry only once it cannot be.
+            delay = max(delay, self._bitrix24.config.portal_request_limit)
         return now + timedelta(seconds=delay)
 
 

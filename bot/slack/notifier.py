@@ -53,7 +53,8 @@ class StatusNotifier:
         # The owner's language (LanguageService.texts_for_email); English by default.
         texts_for: Callable[[OutboxEmail], Texts | Awaitable[Texts]] = lambda _row: Texts(),
         retry_window_minutes: float = 30,
-        lease: timedelta = timedelta(seconds=60),
+        # Posting a status takes about a second; a crashed worker's claims free up after this.
+        lease: timedelta = timedelta(seconds=20),
         batch: int = 20,
         idle_poll: float = 5.0,
     ) -> None:

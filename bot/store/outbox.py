@@ -8,9 +8,10 @@ due again; the Idempotency-Key (the row id) makes the second attempt safe.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -63,6 +64,7 @@ class OutboxRepository:
         if not isinstance(bind, AsyncEngine):
             raise TypeError("OutboxRepository needs a session factory bound to an AsyncEngine")
         self._engine: AsyncEngine = bind
+        self._notified = _Batcher(self._write_notified)
         # A single statement needs no BEGIN/COMMIT round trips on PostgreSQL. SQLite keeps the
         # transaction: its COMMIT (an fsync) then runs off the event loop (bot.store.db).
         self._autocommit = (
@@ -311,18 +313,19 @@ class OutboxRepository:
         ts: str,
         note: str | None,
     ) -> None:
-        """Remember which state the status message shows; newer states stay pending."""
+        """Remember which state the status message shows; newer states stay pending.
+
+        Calls that arrive while an earlier batch is being written are written together, in one
+        statement batch and one commit (a notifier records up to a batch of rows at once).
+        """
+        await self._notified.add(
+            {"email_id": email_id, "version": version, "channel": channel, "ts": ts, "note": note}
+        )
+
+    async def _write_notified(self, batch: list[dict[str, Any]]) -> None:
         async with self._one_statement() as connection:
-            await connection.execute(
-                _mark_notified_statement(connection.dialect.name == "sqlite"),
-                {
-                    "email_id": email_id,
-                    "version": version,
-                    "channel": channel,
-                    "ts": ts,
-                    "note": note,
-                },
-            )
+            statement = _mark_notified_statement(connection.dialect.name == "sqlite")
+            await connection.execute(statement, batch if len(batch) > 1 else batch[0])
 
     async def notify_later(self, email_id: str, *, at: datetime) -> None:
         async with self._sessions.begin() as session:
@@ -505,3 +508,41 @@ def _mark_notified_statement(sqlite: bool) -> Update:
             )
         )
     return _STATEMENTS[key]  # type: ignore[no-any-return]
+
+
+class _Batcher:
+    """Writes parameter sets in batches: the first call writes at once; calls that arrive while
+    a write is under way wait for it and go together in the next one. Every caller returns once
+    its own parameters are written, or raises what that write raised."""
+
+    def __init__(self, write: Callable[[list[dict[str, Any]]], Awaitable[None]]) -> None:
+        self._write = write
+        self._waiting: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def add(self, params: dict[str, Any]) -> None:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        self._waiting.append((params, done))
+        if self._writer is None or self._writer.done() or self._writer.get_loop() is not loop:
+            self._writer = loop.create_task(self._drain())
+        await done
+
+    async def _drain(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            try:
+                await self._write([params for params, _ in batch])
+            except Exception as exc:  # noqa: BLE001 - handed to every caller in the batch
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+            except BaseException:  # cancelled (shutdown): so are the callers waiting on it
+                for _, done in [*batch, *self._waiting]:
+                    done.cancel()
+                self._waiting = []
+                raise
+            else:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_result(None)

@@ -165,6 +165,8 @@ async def make() -> AsyncIterator[MakeClient]:
             "read_timeout": 2.0,
             "backoff_base": 0.01,
             "backoff_max": 0.05,
+            # Longer than any latency these tests inject, like Bitrix24's 60 s per request.
+            "portal_request_limit": 1.0,
         }
         settings.update(config)
         client = Bitrix24Client(
@@ -645,6 +647,28 @@ async def test_timed_out_send_with_key_is_retried_and_delivered_once(
     assert [r.replayed for r in sorted(requests, key=lambda r: r.at)] == [False, True]
     assert requests[0].headers["idempotency-key"] == "slow-1"
     assert len(portal.delivered) == 1
+
+
+@pytest.mark.parametrize(("limit", "deliveries"), [(0.9, 1), (0.0, 2)])
+async def test_a_send_that_may_still_run_is_retried_only_after_it_must_have_finished(
+    portal: FakePortal,
+    make: MakeClient,
+    user: FakeUser,
+    creds: WebhookCredentials,
+    limit: float,
+    deliveries: int,
+) -> None:
+    """The portal starts a keyed send only after our time-out; retrying at once runs it twice
+    (the second row shows it), waiting out the portal's request limit sends it once."""
+    portal.set_latency(0.6, phase="before", methods=[SEND])
+    client = make(
+        read_timeout=0.2,
+        portal_request_limit=limit,
+        sleep=healing_sleep(lambda: portal.set_latency(0, phase="before")),
+    )
+    await client.send(creds, email(user), idempotency_key=f"slow-start-{limit}")
+    await asyncio.sleep(0.8)  # let a first request that is still running finish
+    assert len(portal.delivered) == deliveries
 
 
 async def test_dropped_send_with_key_is_retried_and_delivered_once(

@@ -65,7 +65,9 @@ class Setup:
 @pytest.fixture
 async def client() -> Bitrix24Client:
     # No client-level retries: these tests are about the outbox's own retries and leases.
-    config = ClientConfig(limiter_enabled=False, read_timeout=5, transport_retries=0)
+    config = ClientConfig(
+        limiter_enabled=False, read_timeout=5, transport_retries=0, portal_request_limit=1.0
+    )
     async with Bitrix24Client(config=config) as c:
         yield c  # type: ignore[misc]
 

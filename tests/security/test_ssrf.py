@@ -201,11 +201,6 @@ async def test_the_client_reports_every_redirect_instead_of_following_it(status:
     assert error.value.code == "portal_moved"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: the host check and httpx resolve the name separately (DNS rebinding); "
-    "see SECURITY.md, 'Known limitations'",
-)
 async def test_a_name_that_rebinds_after_the_check_is_never_connected_to(
     monkeypatch: pytest.MonkeyPatch, traps: tuple[Trap, Trap | None]
 ) -> None:

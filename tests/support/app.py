@@ -38,6 +38,8 @@ def make_settings(*, database_url: str, slack: FakeSlack, **overrides: Any) -> S
         # The client's rate limiter is shared per portal in a process; the fake portal is fast.
         "bitrix24_rate": 1000.0,
         "bitrix24_burst": 1000,
+        # The fake portal ends every request within a second (Bitrix24: 60 s).
+        "bitrix24_request_limit": 1.0,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
