@@ -13,7 +13,7 @@ from bot.mail.wakeup import Wakeup
 from bot.store.base import utcnow
 from bot.store.links import SlackUser
 from bot.store.models import OutboxEmail
-from bot.store.outbox import NewEmail, OutboxRepository
+from bot.store.outbox import CapReached, NewEmail, OutboxRepository
 
 log = logging.getLogger(__name__)
 
@@ -57,52 +57,35 @@ class SendingService:
     ) -> tuple[OutboxEmail, bool]:
         """Queue the e-mail durably; returns (row, created). A repeated submission creates nothing.
 
-        Raises SendingCapReached when the user's hourly cap is reached. The count is taken again
-        here, under a per-user lock, so submissions arriving together cannot all pass a check
-        made before any of them was stored. (The lock is per process; see SECURITY.md.)
+        Raises SendingCapReached when the user's hourly cap is reached. The count is taken in
+        the inserting transaction (under a per-user advisory lock on PostgreSQL, so across
+        processes) and under a per-user lock here (SQLite has no advisory locks), so
+        submissions arriving together cannot all pass a check made before any was stored.
         """
+        new = NewEmail(
+            submission_key=submission_key,
+            user=user,
+            kind="reply" if reply_to_message_id is not None else "send",
+            sender=email.sender,
+            to=email.to,
+            cc=email.cc,
+            bcc=email.bcc,
+            subject=email.subject,
+            body_html=email.body_html,
+            body_source=email.body_source,
+            reply_to_message_id=reply_to_message_id,
+            result_channel=result_channel,
+            result_thread_ts=result_thread_ts,
+            deadline=utcnow() + self._retry_window,
+        )
         lock = self._cap_locks.get(user)
         if lock is None:
             lock = self._cap_locks[user] = asyncio.Lock()
-        async with lock:
-            await self.check_cap(user)
-            return await self._enqueue(
-                user,
-                email,
-                submission_key=submission_key,
-                result_channel=result_channel,
-                result_thread_ts=result_thread_ts,
-                reply_to_message_id=reply_to_message_id,
-            )
-
-    async def _enqueue(
-        self,
-        user: SlackUser,
-        email: ValidEmail,
-        *,
-        submission_key: str,
-        result_channel: str,
-        result_thread_ts: str | None,
-        reply_to_message_id: int | None,
-    ) -> tuple[OutboxEmail, bool]:
-        row, created = await self.outbox.enqueue(
-            NewEmail(
-                submission_key=submission_key,
-                user=user,
-                kind="reply" if reply_to_message_id is not None else "send",
-                sender=email.sender,
-                to=email.to,
-                cc=email.cc,
-                bcc=email.bcc,
-                subject=email.subject,
-                body_html=email.body_html,
-                body_source=email.body_source,
-                reply_to_message_id=reply_to_message_id,
-                result_channel=result_channel,
-                result_thread_ts=result_thread_ts,
-                deadline=utcnow() + self._retry_window,
-            )
-        )
+        try:
+            async with lock:
+                row, created = await self.outbox.enqueue(new, hourly_cap=self._hourly_cap)
+        except CapReached as exc:
+            raise SendingCapReached(exc.cap) from exc
         if created:
             self._wakeup.notify()
             log.info(

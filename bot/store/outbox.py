@@ -85,8 +85,14 @@ class OutboxRepository:
 
     # --- writing e-mails ------------------------------------------------------------------
 
-    async def enqueue(self, new: NewEmail) -> tuple[OutboxEmail, bool]:
-        """Store a submitted e-mail; a second delivery of the same submission returns the first."""
+    async def enqueue(
+        self, new: NewEmail, *, hourly_cap: int | None = None
+    ) -> tuple[OutboxEmail, bool]:
+        """Store a submitted e-mail; a second delivery of the same submission returns the first.
+
+        With `hourly_cap`, raises CapReached when the user already queued that many in the last
+        hour, counted in the inserting transaction under a per-user lock (see _check_cap).
+        """
         now = utcnow()
         row = OutboxEmail(
             id=str(uuid.uuid4()),
@@ -123,6 +129,10 @@ class OutboxRepository:
         }
         try:
             async with self._engine.begin() as connection:
+                if hourly_cap is not None:
+                    await _check_cap(
+                        connection, new.user, hourly_cap, since=now - timedelta(hours=1)
+                    )
                 await connection.execute(_INSERT, values)
                 await _notify_workers_core(connection, row.id)
         except IntegrityError:
@@ -363,6 +373,34 @@ async def _notify_workers(session: AsyncSession, email_id: str) -> None:
 async def _notify_workers_core(connection: AsyncConnection, email_id: str) -> None:
     if connection.dialect.name == "postgresql":
         await connection.execute(_NOTIFY, {"email_id": email_id})
+
+
+class CapReached(Exception):
+    """The user's hourly sending cap is reached."""
+
+    def __init__(self, cap: int) -> None:
+        super().__init__(f"hourly cap of {cap} reached")
+        self.cap = cap
+
+
+async def _check_cap(
+    connection: AsyncConnection, user: SlackUser, cap: int, *, since: datetime
+) -> None:
+    """Count the user's e-mails of the last hour inside the inserting transaction.
+
+    On PostgreSQL a transaction-scoped advisory lock per user makes concurrent submissions, in
+    any number of web processes, count one after the other. SQLite has one writer (one process).
+    """
+    if connection.dialect.name == "postgresql":
+        key = f"b24mail-cap:{user.enterprise_id}:{user.team_id}:{user.user_id}"
+        await connection.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(key, 0))))
+    count = await connection.scalar(
+        select(func.count())
+        .select_from(OutboxEmail)
+        .where(*_owned_by(user), OutboxEmail.created_at >= since)
+    )
+    if int(count or 0) >= cap:
+        raise CapReached(cap)
 
 
 def _owned_by(user: SlackUser) -> tuple[Any, ...]:

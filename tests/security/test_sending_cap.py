@@ -97,3 +97,52 @@ def test_the_cap_defaults_to_200_and_is_read_from_the_environment(
     assert Settings(_env_file=None).b24mail_hourly_cap == 200  # type: ignore[call-arg]
     monkeypatch.setenv("B24MAIL_HOURLY_CAP", "7")
     assert Settings(_env_file=None).b24mail_hourly_cap == 7  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_web_processes_sharing_postgresql_cannot_overshoot_the_cap_together(
+    engine: AsyncEngine,
+) -> None:
+    """Two services with their own engines (as two web processes): 12 racing submits, cap 5."""
+    from bot.mail.compose import ValidEmail
+    from bot.mail.errors import SendingCapReached
+    from bot.mail.sending import SendingService
+    from bot.mail.wakeup import Wakeup
+    from bot.store.db import create_engine, create_session_factory
+    from bot.store.outbox import OutboxRepository
+
+    other = create_engine(engine.url.render_as_string(hide_password=False))
+    services = [
+        SendingService(
+            outbox=OutboxRepository(sessions=create_session_factory(e)),
+            wakeup=Wakeup(),
+            retry_window=timedelta(minutes=5),
+            hourly_cap=5,
+        )
+        for e in (engine, other)
+    ]
+    email = ValidEmail(
+        sender="a@corp.example",
+        to=["b@client.example"],
+        cc=[],
+        bcc=[],
+        subject="s",
+        body_html="<p>b</p>",
+        body_source=None,
+    )
+
+    async def submit(n: int) -> bool:
+        try:
+            await services[n % 2].submit(
+                ALICE, email, submission_key=f"multi-{n}", result_channel="C1"
+            )
+        except SendingCapReached:
+            return False
+        return True
+
+    try:
+        accepted = await asyncio.gather(*(submit(n) for n in range(12)))
+    finally:
+        await other.dispose()
+    assert sum(accepted) == 5
+    assert (await count_rows(engine))["outbox"] == 5
