@@ -11,12 +11,15 @@ from datetime import timedelta
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import event
 from sqlalchemy.orm import ORMExecuteState, Session, object_session
 
 from bot.mail.linking import LinkService
 from bot.services import Services
+from bot.settings import ConfigurationError
+from bot.slack import oauth as slack_oauth
 from bot.slack.error_handler import handle_listener_error
 from bot.slack.listeners import register_all
 from bot.store.crypto import SecretBox
@@ -31,21 +34,50 @@ SLACK_API_DEFAULT = "https://slack.com/api/"
 
 def create_app(services: Services) -> AsyncApp:
     """The Bolt app. Listeners ack first and run before the response is returned
-    (process_before_response): Bolt's other mode polls for the ack every 10 ms."""
+    (process_before_response): Bolt's other mode polls for the ack every 10 ms.
+
+    The Slack mode is settings.slack_mode, never Bolt's guess from os.environ: OAuth mode gets
+    explicit OAuth settings (installation store, state store, authorize), single-workspace mode
+    the bot token, and refuses to start if Bolt would switch to OAuth behind its back."""
     settings = services.settings
+    oauth = settings.slack_mode == "oauth"
+    if oauth and (problem := settings.slack_credentials_problem()):
+        raise ConfigurationError(problem)
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
     signing_secret = (
         settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
     )
-    client = AsyncWebClient(token=token, base_url=settings.slack_api_url or SLACK_API_DEFAULT)
+    bolt_logger = logging.getLogger("bot.slack.bolt")
+    client = AsyncWebClient(
+        token=None if oauth else token, base_url=settings.slack_api_url or SLACK_API_DEFAULT
+    )
+    oauth_settings: AsyncOAuthSettings | None = None
+    if oauth:
+        if services.installations is None or services.bot_tokens is None:
+            raise ConfigurationError("OAuth mode needs services built for it (build_services)")
+        oauth_settings = slack_oauth.oauth_settings(
+            settings,
+            store=services.installations,
+            tokens=services.bot_tokens,
+            engine=services.engine,
+            logger=bolt_logger,
+        )
     app = AsyncApp(
         client=client,
         signing_secret=signing_secret,
+        oauth_settings=oauth_settings,
         process_before_response=True,
         # Socket Mode has no signed requests to verify; HTTP mode always verifies.
         request_verification_enabled=not settings.socket_mode,
-        logger=logging.getLogger("bot.slack.bolt"),
+        logger=bolt_logger,
     )
+    if not oauth and app.oauth_flow is not None:
+        raise ConfigurationError(
+            "SLACK_CLIENT_ID and SLACK_CLIENT_SECRET are in the process environment (perhaps "
+            "empty), so Bolt would switch to OAuth mode and ignore SLACK_BOT_TOKEN. Unset both "
+            "for a single workspace, or configure OAuth (SLACK_CLIENT_ID, SLACK_CLIENT_SECRET, "
+            "SLACK_STATE_SECRET; see README)."
+        )
     register_all(app, _with_cached_links(services))
     app.error(handle_listener_error)
     return app

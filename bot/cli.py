@@ -1,4 +1,4 @@
-"""b24mail serve | worker | migrate | check | rotate-keys."""
+"""b24mail serve | web | worker | migrate | check | rotate-keys."""
 
 from __future__ import annotations
 
@@ -26,6 +26,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"b24mail {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.add_parser("serve", help="apply migrations, then run the app (HTTP or Socket Mode)")
+    commands.add_parser(
+        "web", help="only the HTTP app, in WEB_CONCURRENCY processes (scale-out on PostgreSQL)"
+    )
     commands.add_parser("worker", help="run only the delivery worker (scale-out on PostgreSQL)")
     commands.add_parser("migrate", help="apply database migrations and exit")
     commands.add_parser("check", help="check configuration and database; prints no secrets")
@@ -40,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _config_error(_describe_validation(exc))
     except ConfigurationError as exc:
         return _config_error(str(exc))
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_format)
     run: Callable[[Settings], int] = _COMMANDS[args.command]
     try:
         return run(settings)
@@ -58,6 +61,28 @@ def _serve(settings: Settings) -> int:
     from bot.runtime import serve
 
     asyncio.run(serve(settings))
+    return 0
+
+
+def _web(settings: Settings) -> int:
+    problem = settings.slack_credentials_problem()
+    if problem:
+        return _config_error(problem)
+    if settings.socket_mode:
+        return _config_error(
+            "b24mail web serves Slack's HTTP request URL; Socket Mode (SLACK_APP_TOKEN is set) "
+            "runs in `b24mail serve`."
+        )
+    if settings.is_sqlite:
+        # SQLite is one process's database (its hourly cap and claims rely on one writer).
+        return _config_error(
+            "b24mail web runs the HTTP app in several processes beside `b24mail worker`, which "
+            "needs PostgreSQL: set DATABASE_URL=postgresql://… (on SQLite run `b24mail serve`)."
+        )
+    settings.secret_keys()  # fail before binding a port when the keys are unusable
+    from bot.runtime import run_web
+
+    run_web(settings)
     return 0
 
 
@@ -98,6 +123,7 @@ def _rotate_keys(settings: Settings) -> int:
 
 _COMMANDS: dict[str, Callable[[Settings], int]] = {
     "serve": _serve,
+    "web": _web,
     "worker": _worker,
     "migrate": _migrate,
     "check": _check,

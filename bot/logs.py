@@ -1,10 +1,22 @@
-"""Logging setup: one line per event, and a last line of defence against leaked secrets."""
+"""Logging setup: one line per event, a correlation id, and a last line of defence against leaks.
+
+Every line carries the correlation id of the work it belongs to (`correlation`): a Slack
+request's own id, or the e-mail id for a delivery attempt and its status message. Fields
+passed as `extra={"fields": {...}}` become `key=value` pairs in text and keys in JSON.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import json
 import logging
 import re
 import sys
+import uuid
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 # A Bitrix24 webhook path carries its secret code; tokens and keys have well-known shapes.
 # The path may be logged as pasted, percent-encoded (a form body), or with JSON-escaped slashes.
@@ -18,11 +30,49 @@ _SECRET_PATTERNS = [
     (re.compile(r"\bxapp-[A-Za-z0-9-]+"), "xapp-***"),
 ]
 
+LogFormat = Literal["text", "json"]
+
+_correlation: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "b24mail_correlation_id", default=None
+)
+
 
 def redact(text: str) -> str:
     for pattern, replacement in _SECRET_PATTERNS:
         text = pattern.sub(replacement, text)
     return text
+
+
+def new_correlation_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def current_correlation_id() -> str | None:
+    return _correlation.get()
+
+
+@contextlib.contextmanager
+def correlation(correlation_id: str) -> Iterator[str]:
+    """Lines logged inside the block (and in tasks started there) carry this id."""
+    token = _correlation.set(correlation_id)
+    try:
+        yield correlation_id
+    finally:
+        _correlation.reset(token)
+
+
+class CorrelationFilter(logging.Filter):
+    """Stamps each record with the current correlation id, at the moment it is logged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "correlation_id", None) is None:
+            record.correlation_id = _correlation.get()
+        return True
+
+
+def _fields(record: logging.LogRecord) -> Mapping[str, Any]:
+    fields = getattr(record, "fields", None)
+    return fields if isinstance(fields, Mapping) else {}
 
 
 class RedactingFormatter(logging.Formatter):
@@ -32,14 +82,70 @@ class RedactingFormatter(logging.Formatter):
         return redact(super().format(record))
 
 
-def setup_logging(level: str) -> None:
+class TextFormatter(RedactingFormatter):
+    """`time LEVEL logger [correlation id] message key=value …`, redacted."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "%(asctime)s %(levelname)s %(name)s %(correlation_tag)s%(message)s",
+            "%Y-%m-%dT%H:%M:%S%z",
+        )
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        correlation_id = getattr(record, "correlation_id", None)
+        record.correlation_tag = f"[{correlation_id}] " if correlation_id else ""
+        line = super().formatMessage(record)
+        # The fields the message does not show already (`event` is what the message says).
+        message = record.getMessage()
+        extra = [
+            f"{key}={value}"
+            for key, value in _fields(record).items()
+            if key != "event" and f"{key}=" not in message
+        ]
+        return " ".join([line, *extra])
+
+
+class JsonFormatter(RedactingFormatter):
+    """One JSON object per line, for log shippers. Every value is redacted before it is
+    escaped (JSON doubles the backslash of an already-escaped `\\/`, which the patterns would
+    then miss), and the finished line once more by RedactingFormatter."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": redact(record.getMessage()),
+        }
+        correlation_id = getattr(record, "correlation_id", None)
+        if correlation_id:
+            entry["correlation_id"] = correlation_id
+        for key, value in _fields(record).items():
+            if key not in entry:
+                entry[key] = redact(value) if isinstance(value, str) else _plain(value)
+        if record.exc_info:
+            entry["exception"] = redact(self.formatException(record.exc_info))
+        if record.stack_info:
+            entry["stack"] = redact(self.formatStack(record.stack_info))
+        return redact(json.dumps(entry, ensure_ascii=False, default=lambda v: redact(str(v))))
+
+
+def _plain(value: Any) -> Any:
+    """Numbers, booleans and None as they are; anything else as redacted text."""
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return redact(str(value))
+
+
+def setup_logging(level: str, log_format: LogFormat = "text") -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        RedactingFormatter("%(asctime)s %(levelname)s %(name)s %(message)s", "%Y-%m-%dT%H:%M:%S%z")
-    )
+    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
+    handler.addFilter(CorrelationFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
     # httpx logs every request URL at INFO, and Bitrix24 webhook URLs contain the secret.
     logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
     logging.getLogger("httpcore").setLevel(max(logging.WARNING, root.level))
+    # Alembic announces each of its plugins at INFO whenever a process starts: noise.
+    logging.getLogger("alembic.runtime.plugins").setLevel(max(logging.WARNING, root.level))

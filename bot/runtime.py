@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import shutil
 import signal
+import socket
+import tempfile
+from collections.abc import Iterator
 from contextlib import suppress
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +25,9 @@ from bot.store.links import LinkRepository
 from bot.store.migrations import current_revision, head_revision, upgrade
 
 if TYPE_CHECKING:
+    import uvicorn
     from slack_bolt.async_app import AsyncApp
+    from starlette.applications import Starlette
 
     from bot.services import Services
     from bot.worker import Worker
@@ -58,14 +66,81 @@ async def serve(settings: Settings) -> None:
         on_startup=worker.start if worker else None,
         on_shutdown=worker.stop if worker else None,
     )
-    config = uvicorn.Config(web, host=settings.host, port=settings.port, **uvicorn_options())
+    options = uvicorn_options(grace=settings.b24mail_shutdown_grace_seconds)
+    config = uvicorn.Config(web, host=settings.host, port=settings.port, **options)
     log.info("serving HTTP on %s:%s (POST /slack/events)", settings.host, settings.port)
     await uvicorn.Server(config).serve()
 
 
-def uvicorn_options() -> dict[str, Any]:
-    """How `serve` runs uvicorn (also used by the benchmarks' bare Bolt app, to compare alike)."""
-    return {"log_config": None, "lifespan": "on", "access_log": False}
+def uvicorn_options(*, grace: float | None = None) -> dict[str, Any]:
+    """How `serve` and `web` run uvicorn (also used by the benchmarks' bare Bolt app, to
+    compare alike). On SIGTERM uvicorn stops accepting, lets requests in flight finish for up
+    to `grace` seconds, then runs the lifespan shutdown."""
+    options: dict[str, Any] = {"log_config": None, "lifespan": "on", "access_log": False}
+    if grace is not None:
+        options["timeout_graceful_shutdown"] = grace
+    return options
+
+
+def run_web(settings: Settings) -> None:
+    """`b24mail web`: only the HTTP app (no worker, no migrations: the release phase runs
+    them), in WEB_CONCURRENCY uvicorn processes sharing one port. Returns once they stopped."""
+    import uvicorn
+
+    from bot.metrics import MULTIPROCESS_ENV
+
+    workers = settings.web_concurrency
+    log.info(
+        "serving HTTP on %s:%s with %d process(es) (POST /slack/events)",
+        settings.host,
+        settings.port,
+        workers,
+    )
+    with _metrics_directory(MULTIPROCESS_ENV, needed=workers > 1):
+        uvicorn.run(
+            "bot.runtime:asgi_app",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=workers,
+            **uvicorn_options(grace=settings.b24mail_shutdown_grace_seconds),
+        )
+
+
+@contextlib.contextmanager
+def _metrics_directory(variable: str, *, needed: bool) -> Iterator[None]:
+    """A fresh private directory for prometheus_client's multiprocess files, set in the
+    environment the uvicorn processes inherit (they read it when they import it), and removed
+    afterwards. Never a shared one: another run's files would be summed in."""
+    if not needed:
+        yield
+        return
+    path = tempfile.mkdtemp(prefix="b24mail-metrics-")
+    previous = os.environ.get(variable)
+    os.environ[variable] = path
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(variable, None)
+        else:
+            os.environ[variable] = previous
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def asgi_app() -> Starlette:
+    """The ASGI factory `b24mail web` hands uvicorn: each uvicorn process builds its own app
+    (settings, logging, connection pool) from the environment it inherited; the settings were
+    already checked by the command before any process started."""
+    from bot.app import create_app
+    from bot.logs import setup_logging
+    from bot.services import build_services
+    from bot.web import create_web_app
+
+    settings = Settings()
+    setup_logging(settings.log_level, settings.log_format)
+    services = build_services(settings)
+    return create_web_app(services, create_app(services))
 
 
 async def _serve_socket_mode(
@@ -90,7 +165,8 @@ async def _serve_socket_mode(
 
 
 async def work(settings: Settings) -> None:
-    """`b24mail worker`: delivery and status messages only, until SIGTERM/SIGINT."""
+    """`b24mail worker`: delivery and status messages only, until SIGTERM/SIGINT; with
+    B24MAIL_METRICS_PORT, also /metrics and /healthz on that port."""
     from bot.services import build_services
     from bot.worker import Worker
 
@@ -98,14 +174,75 @@ async def work(settings: Settings) -> None:
     services = build_services(settings, engine=engine)
     worker = Worker(services)
     stop = _stop_on_signals()
+    try:
+        # Before the worker claims anything: a port that cannot be bound stops the start.
+        side = await _start_metrics_server(settings, services, worker)
+    except ConfigurationError:
+        await services.aclose()
+        raise
     await worker.start()
     log.info("worker running")
     try:
         await stop.wait()
     finally:
-        log.info("worker stopping: finishing e-mails in flight")
+        log.info(
+            "worker stopping: e-mails not yet sent go back to the queue; those in flight may "
+            "finish within %.0f s",
+            settings.b24mail_shutdown_grace_seconds,
+        )
         await worker.stop()
+        if side is not None:
+            await side.stop()
         await services.aclose()
+        log.info("worker stopped")
+
+
+class _SideServer:
+    """uvicorn serving a small app beside the worker, on the worker's own event loop."""
+
+    def __init__(self, server: uvicorn.Server, task: asyncio.Task[None]) -> None:
+        self._server = server
+        self._task = task
+
+    async def stop(self) -> None:
+        self._server.should_exit = True
+        await self._task
+
+
+async def _start_metrics_server(
+    settings: Settings, services: Services, worker: Worker
+) -> _SideServer | None:
+    if settings.b24mail_metrics_port is None:
+        return None
+    import uvicorn
+
+    from bot.web import create_worker_web_app
+
+    class Quiet(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            # The worker handles SIGTERM itself (graceful stop), not this side server.
+            yield
+
+    host, port = settings.host, settings.b24mail_metrics_port
+    try:
+        # Bound here, not by uvicorn: it would end the whole process with SystemExit.
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.create_server((host, port), family=family)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"B24MAIL_METRICS_PORT: cannot listen on {host}:{port} ({exc.strerror}); "
+            "choose a free port for each worker"
+        ) from exc
+    app = create_worker_web_app(services, alive=worker.alive)
+    server = Quiet(uvicorn.Config(app, host=host, port=port, **uvicorn_options(grace=1)))
+    task = asyncio.create_task(server.serve(sockets=[sock]), name="b24mail-metrics")
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    log.info("serving /metrics and /healthz on %s:%s", host, port)
+    return _SideServer(server, task)
 
 
 def _stop_on_signals() -> asyncio.Event:
@@ -125,8 +262,11 @@ async def check(settings: Settings) -> tuple[list[str], bool]:
         f"mode: {'Socket Mode' if settings.socket_mode else f'HTTP on port {settings.port}'}",
         f"database: {url.render_as_string(hide_password=True)}",
     ]
+    lines.append(f"slack mode: {settings.slack_mode_reason()}")
     problem = settings.slack_credentials_problem()
-    lines.append("slack credentials: " + ("missing (see below)" if problem else "set"))
+    lines.append(
+        "slack credentials: " + ("missing or inconsistent (see below)" if problem else "set")
+    )
     if problem:
         ok = False
     try:
@@ -159,9 +299,17 @@ async def rotate_keys(settings: Settings) -> int:
     engine = create_engine(settings.database_url)
     try:
         await upgrade(engine)
-        repository = LinkRepository(
-            sessions=create_session_factory(engine), box=SecretBox(settings.secret_keys())
+        from bot.slack.oauth import EncryptedInstallationStore
+
+        box = SecretBox(settings.secret_keys())
+        repository = LinkRepository(sessions=create_session_factory(engine), box=box)
+        count = await repository.rotate_keys()
+        # Slack tokens of OAuth installs (whatever the mode now: rows may be left from before).
+        installations = EncryptedInstallationStore(
+            client_id=settings.slack_client_id or "", engine=engine, box=box
         )
-        return await repository.rotate_keys()
+        tokens = await installations.rotate_keys()
+        log.info("re-encrypted %d stored Slack token(s) with the first key", tokens)
+        return count
     finally:
         await engine.dispose()

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from slack_sdk.oauth.token_rotation.async_rotator import AsyncTokenRotator
+from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.background import Background
@@ -15,8 +17,9 @@ from bot.mail.replying import ReplyService
 from bot.mail.sending import SendingService
 from bot.mail.wakeup import Wakeup
 from bot.settings import Settings
-from bot.slack.clients import SlackClients
+from bot.slack.clients import SLACK_API_DEFAULT, SlackClients
 from bot.slack.language import LanguageService
+from bot.slack.oauth import BotTokens, EncryptedInstallationStore
 from bot.slack.user_names import UserNames
 from bot.store.cards import CardRepository
 from bot.store.crypto import SecretBox
@@ -44,6 +47,9 @@ class Services:
     language: LanguageService
     delivery_config: DeliveryConfig = field(default_factory=DeliveryConfig)
     user_names: UserNames = field(default_factory=UserNames)
+    # OAuth mode only (settings.slack_mode == "oauth"): installations and their bot tokens.
+    installations: EncryptedInstallationStore | None = None
+    bot_tokens: BotTokens | None = None
 
     async def aclose(self) -> None:
         await self.background.drain(timeout=10)
@@ -87,7 +93,10 @@ def build_services(
     )
     delivery_wakeup = Wakeup()
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
-    slack_clients = SlackClients(token=token, base_url=settings.slack_api_url)
+    installations, bot_tokens = _installations(settings, engine)
+    slack_clients = SlackClients(
+        token=None if bot_tokens else token, base_url=settings.slack_api_url, tokens=bot_tokens
+    )
     background = Background()
     return Services(
         settings=settings,
@@ -116,4 +125,24 @@ def build_services(
             clients=slack_clients,
         ),
         delivery_config=delivery_config or delivery_config_from(settings),
+        installations=installations,
+        bot_tokens=bot_tokens,
     )
+
+
+def _installations(
+    settings: Settings, engine: AsyncEngine
+) -> tuple[EncryptedInstallationStore | None, BotTokens | None]:
+    """OAuth mode: the encrypted installation store, and bot tokens read (and refreshed) from it."""
+    client_id, client_secret = settings.slack_client_id, settings.slack_client_secret
+    if settings.slack_mode != "oauth" or not client_id or client_secret is None:
+        return None, None
+    store = EncryptedInstallationStore(
+        client_id=client_id, engine=engine, box=SecretBox(settings.secret_keys())
+    )
+    rotator = AsyncTokenRotator(
+        client_id=client_id,
+        client_secret=client_secret.get_secret_value(),
+        client=AsyncWebClient(base_url=settings.slack_api_url or SLACK_API_DEFAULT),
+    )
+    return store, BotTokens(store=store, rotator=rotator)

@@ -14,6 +14,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 log = logging.getLogger(__name__)
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./b24mail.db"
+# SLACK_STATE_SECRET signs OAuth states with HMAC-SHA256: at least 32 characters.
+MIN_STATE_SECRET = 32
 
 
 class ConfigurationError(Exception):
@@ -50,12 +52,28 @@ class Settings(BaseSettings):
     slack_api_url: str | None = Field(
         default=None, description="Base URL of the Slack Web API (staging, tests)."
     )
+    # Multi-workspace OAuth installs (see slack_mode): all three, and no SLACK_BOT_TOKEN.
+    slack_client_id: str | None = None
+    slack_client_secret: SecretStr | None = None
+    slack_state_secret: SecretStr | None = None
+    slack_redirect_uri: str | None = None
 
     database_url: str = DEFAULT_DATABASE_URL
     b24mail_secret_keys: SecretStr | None = None
     port: int = Field(default=3000, ge=1, le=65535)
     host: str = "0.0.0.0"  # noqa: S104 - a server listens on all interfaces by default
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    # Text for a person at a terminal (the embedded default); json for a log shipper.
+    log_format: Literal["text", "json"] = "text"
+    # Processes of `b24mail web` (uvicorn workers); the variable Heroku and others set.
+    web_concurrency: int = Field(default=2, ge=1, le=64)
+    # How long a stopping process waits for work in flight (HTTP requests, e-mails being sent)
+    # before it leaves the rest to their leases. Keep the supervisor's kill timeout above it.
+    b24mail_shutdown_grace_seconds: float = Field(default=20.0, ge=0, le=600)
+    # `b24mail worker` serves /metrics and /healthz on this port when set.
+    b24mail_metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    # When set, /metrics answers only requests with `Authorization: Bearer <token>`.
+    b24mail_metrics_token: SecretStr | None = None
 
     b24mail_allow_insecure_portals: bool = False
     b24mail_max_recipients: int = Field(default=50, ge=1, le=500)
@@ -81,6 +99,11 @@ class Settings(BaseSettings):
     @classmethod
     def _upper_log_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower_log_format(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("slack_api_url")
     @classmethod
@@ -114,8 +137,40 @@ class Settings(BaseSettings):
         db = self.sqlite_path
         return db.with_suffix(".key") if db is not None else None
 
+    @property
+    def slack_mode(self) -> Literal["single", "oauth"]:
+        """How b24mail gets its Slack tokens, decided here and only here (Bolt is never left to
+        guess from the environment): "oauth" as soon as any OAuth variable is set (multi-workspace
+        installs, tokens in the database), else "single" (one workspace, SLACK_BOT_TOKEN).
+        slack_credentials_problem() refuses the combinations that cannot work."""
+        return "oauth" if self._oauth_variables_set() else "single"
+
+    def _oauth_variables_set(self) -> list[str]:
+        values = {
+            "SLACK_CLIENT_ID": self.slack_client_id,
+            "SLACK_CLIENT_SECRET": self.slack_client_secret,
+            "SLACK_STATE_SECRET": self.slack_state_secret,
+        }
+        return [name for name, value in values.items() if value is not None]
+
+    def slack_mode_reason(self) -> str:
+        """Which mode, and why, for `b24mail check` (names variables, never their values)."""
+        if self.slack_mode == "oauth":
+            return (
+                "multi-workspace OAuth, because "
+                + _are_set(self._oauth_variables_set())
+                + ": workspaces install at /slack/install; their bot tokens are kept "
+                "encrypted in the database"
+            )
+        return (
+            "single workspace, because none of SLACK_CLIENT_ID, SLACK_CLIENT_SECRET, "
+            "SLACK_STATE_SECRET is set: one workspace, its bot token from SLACK_BOT_TOKEN"
+        )
+
     def slack_credentials_problem(self) -> str | None:
         """Explain which Slack variables are missing, or None when the app can talk to Slack."""
+        if self.slack_mode == "oauth":
+            return self._oauth_problem()
         missing = []
         if self.slack_bot_token is None:
             missing.append(
@@ -135,6 +190,47 @@ class Settings(BaseSettings):
             f"(or put them in a .env file):\n{lines}\n"
             "For Socket Mode (no public URL needed) also set SLACK_APP_TOKEN (xapp-…: Basic "
             "Information → App-Level Tokens, scope connections:write)."
+        )
+
+    def _oauth_problem(self) -> str | None:
+        """What makes the OAuth configuration inconsistent, or None."""
+        problems = []
+        where = "api.slack.com/apps → your app → Basic Information → App Credentials"
+        if not self.slack_client_id:
+            problems.append(f"SLACK_CLIENT_ID is missing or empty ({where} → Client ID)")
+        if self.slack_client_secret is None or not self.slack_client_secret.get_secret_value():
+            problems.append(f"SLACK_CLIENT_SECRET is missing or empty ({where} → Client Secret)")
+        state = self.slack_state_secret.get_secret_value() if self.slack_state_secret else ""
+        if len(state) < MIN_STATE_SECRET:
+            problems.append(
+                f"SLACK_STATE_SECRET is missing or shorter than {MIN_STATE_SECRET} characters "
+                "(it signs the OAuth state; make one with: "
+                'python -c "import secrets; print(secrets.token_urlsafe(32))")'
+            )
+        if self.slack_bot_token is not None:
+            problems.append(
+                "SLACK_BOT_TOKEN is set as well: in OAuth mode each workspace's token comes from "
+                "its installation, and Bolt would silently ignore SLACK_BOT_TOKEN. Unset "
+                "SLACK_BOT_TOKEN for OAuth, or unset SLACK_CLIENT_ID, SLACK_CLIENT_SECRET and "
+                "SLACK_STATE_SECRET for a single workspace"
+            )
+        if self.socket_mode:
+            problems.append(
+                "SLACK_APP_TOKEN is set: Socket Mode serves no HTTP, so nobody could reach "
+                "/slack/install and /slack/oauth_redirect. Unset SLACK_APP_TOKEN for OAuth"
+            )
+        if self.slack_signing_secret is None:
+            problems.append(
+                "SLACK_SIGNING_SECRET is missing (api.slack.com/apps → your app → Basic "
+                "Information → App Credentials → Signing Secret)"
+            )
+        if not problems:
+            return None
+        lines = "\n".join(f"  - {item}" for item in problems)
+        return (
+            "Slack OAuth (multi-workspace) mode was chosen because "
+            + _are_set(self._oauth_variables_set())
+            + f", but it cannot work:\n{lines}"
         )
 
     def secret_keys(self) -> list[SecretStr]:
@@ -166,6 +262,10 @@ class Settings(BaseSettings):
                 'print(Fernet.generate_key().decode())"'
             )
         return [_load_or_create_key_file(key_file)]
+
+
+def _are_set(names: list[str]) -> str:
+    return f"{names[0]} is set" if len(names) == 1 else f"{', '.join(names)} are set"
 
 
 def _load_or_create_key_file(path: Path) -> SecretStr:

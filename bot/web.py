@@ -1,10 +1,17 @@
-"""The HTTP face of b24mail: Slack's request URL, health and readiness for the platform."""
+"""The HTTP face of b24mail: Slack's request URL, health, readiness and metrics for the platform.
+
+Each Slack request gets a correlation id that every line logged while it is handled carries
+(and the background work it starts), and ends with one line: kind, callback, status, time.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import hmac
 import logging
+import re
 import secrets
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -23,7 +30,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from bot import metrics
 from bot.background import new_error_id
+from bot.logs import correlation, new_correlation_id
 from bot.services import Services
 from bot.store.migrations import is_current
 
@@ -43,27 +52,40 @@ def create_web_app(
     handler = AsyncSlackRequestHandler(bolt_app)
     verifier = _verifier(services)
 
-    async def slack_events(request: Request) -> Response:
+    async def dispatch(request: Request) -> tuple[str, str, Response]:
+        """The answer to one request to /slack/events, with its kind and callback for the log."""
         if request.method != "POST":
-            return await handler.handle(request)
+            return "oauth", request.url.path, await handler.handle(request)
         body = await request.body()
         # Verify before parsing: Bolt parses the body (and raises on junk) before its own check,
         # and on a bad signature it logs the whole body, which may hold a pasted webhook.
         if verifier is not None and not _signed(verifier, request, body):
             log.info("refused a Slack request with a missing, wrong or stale signature")
-            return PlainTextResponse("invalid request signature", status_code=401)
+            return "unverified", "", PlainTextResponse("invalid request signature", 401)
         try:
             bolt_request = to_async_bolt_request(request, body)
             _check_shape(bolt_request.body)
         except _MALFORMED as exc:
-            return _malformed(exc)
-        return to_starlette_response(await bolt_app.async_dispatch(bolt_request))
+            return "malformed", "", _malformed(exc)
+        kind, name = describe(bolt_request.body)
+        return kind, name, to_starlette_response(await bolt_app.async_dispatch(bolt_request))
+
+    async def slack_events(request: Request) -> Response:
+        started = time.perf_counter()
+        with correlation(new_correlation_id()):
+            # An exception past Bolt's error handler is a 500: still one line and its metrics.
+            kind, name, status = "error", "", 500
+            try:
+                kind, name, response = await dispatch(request)
+                status = response.status_code
+                return response
+            finally:
+                _record_request(kind, name, status, time.perf_counter() - started)
 
     async def healthz(_request: Request) -> Response:
-        ok = await _database_ok(services)
-        return JSONResponse(
-            {"status": "ok" if ok else "database unreachable"}, status_code=200 if ok else 503
-        )
+        # Liveness only: the process answers. A database outage is /readyz's business; failing
+        # liveness on it would have the platform restart every healthy process at once.
+        return JSONResponse({"status": "ok"})
 
     async def readyz(_request: Request) -> Response:
         if not await _database_ok(services):
@@ -97,8 +119,110 @@ def create_web_app(
             Route("/slack/oauth_redirect", slack_events, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics_endpoint(services), methods=["GET"]),
         ],
         lifespan=lifespan,
+    )
+
+
+def create_worker_web_app(services: Services, *, alive: Callable[[], bool]) -> Starlette:
+    """What `b24mail worker` serves on B24MAIL_METRICS_PORT: /metrics, and /healthz (the
+    worker's loops run)."""
+
+    async def healthz(_request: Request) -> Response:
+        if alive():
+            return JSONResponse({"status": "ok"})
+        return JSONResponse({"status": "stopped"}, status_code=503)
+
+    return Starlette(
+        routes=[
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/metrics", metrics_endpoint(services), methods=["GET"]),
+        ]
+    )
+
+
+def metrics_endpoint(services: Services) -> Callable[[Request], Awaitable[Response]]:
+    """Prometheus text; with B24MAIL_METRICS_TOKEN set, only for `Authorization: Bearer <it>`."""
+    token = services.settings.b24mail_metrics_token
+    expected = f"Bearer {token.get_secret_value()}".encode() if token else None
+
+    async def endpoint(request: Request) -> Response:
+        if expected is not None:
+            given = request.headers.get("authorization", "").encode()
+            if not hmac.compare_digest(given, expected):
+                return PlainTextResponse("unauthorized", status_code=401)
+        body = await metrics.exposition(services.engine)
+        return Response(body, media_type=metrics.CONTENT_TYPE)
+
+    return endpoint
+
+
+# Names from the payload go into logs: app-defined ids are short words; anything else is not ours.
+_NAME = re.compile(r"[A-Za-z0-9_./:-]{1,64}")
+
+
+def describe(body: dict[str, Any]) -> tuple[str, str]:
+    """(kind, callback) of a Slack payload: the kind of request and which command, view,
+    action, shortcut or event it is for. Never user text."""
+    if "command" in body:
+        return "command", _name(body.get("command"))
+    kind = body.get("type")
+    if not isinstance(kind, str) or kind not in _KINDS:
+        return "other", ""
+    name: object = None
+    if kind in ("view_submission", "view_closed"):
+        name = _at(body, "view", "callback_id")
+    elif kind == "block_actions":
+        actions = body.get("actions")
+        name = _at(actions[0], "action_id") if isinstance(actions, list) and actions else None
+    elif kind == "block_suggestion":
+        name = body.get("action_id")
+    elif kind in ("shortcut", "message_action"):
+        name = body.get("callback_id")
+    elif kind == "event_callback":
+        name = _at(body, "event", "type")
+    return kind, _name(name)
+
+
+def _at(value: object, *path: str) -> object:
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+_KINDS = frozenset(
+    {
+        "view_submission",
+        "view_closed",
+        "block_actions",
+        "block_suggestion",
+        "shortcut",
+        "message_action",
+        "event_callback",
+        "url_verification",
+    }
+)
+
+
+def _name(value: object) -> str:
+    return value if isinstance(value, str) and _NAME.fullmatch(value) else ""
+
+
+def _record_request(kind: str, name: str, status: int, elapsed: float) -> None:
+    metrics.ACK_SECONDS.labels(kind).observe(elapsed)
+    metrics.SLACK_REQUESTS.labels(kind, str(status)).inc()
+    log.info(
+        "slack request",
+        extra={
+            "fields": {
+                "event": "slack_request",
+                "kind": kind,
+                "callback": name,
+                "status": status,
+                "duration_ms": round(elapsed * 1000, 1),
+            }
+        },
     )
 
 

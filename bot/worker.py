@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -15,12 +16,24 @@ log = logging.getLogger(__name__)
 
 
 class Worker:
-    """Runs the delivery loop and the status-message loop until stopped."""
+    """Runs the delivery loop and the status-message loop until stopped.
 
-    def __init__(self, services: Services) -> None:
+    Stopping is graceful and bounded by `grace` seconds (B24MAIL_SHUTDOWN_GRACE_SECONDS): no
+    new claims; a claimed e-mail not yet handed to Bitrix24 goes back to the queue at once;
+    sends in flight may finish within the grace period, and any still running then are
+    cancelled and left to their leases (the lease outlasts any request the portal may still
+    run, so the next worker's attempt with the same key is safe). Then the status messages of
+    what finished are posted, in whatever is left of the grace period.
+    """
+
+    def __init__(self, services: Services, *, grace: float | None = None) -> None:
         self._services = services
-        self._stop = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
+        settings = services.settings
+        self._grace = settings.b24mail_shutdown_grace_seconds if grace is None else grace
+        self._stop_delivery = asyncio.Event()
+        self._stop_notifier = asyncio.Event()
+        self._delivery_tasks: list[asyncio.Task[None]] = []
+        self._notifier_task: asyncio.Task[None] | None = None
         self.delivery = DeliveryWorker(
             outbox=services.outbox,
             links=services.links,
@@ -34,43 +47,91 @@ class Worker:
             clients=services.slack_clients,
             wakeup=services.notify_wakeup,
             texts_for=services.language.texts_for_email,
-            retry_window_minutes=services.settings.b24mail_retry_window_minutes,
+            retry_window_minutes=settings.b24mail_retry_window_minutes,
         )
 
     async def start(self) -> None:
-        self._stop.clear()
-        self._tasks = [
-            self._spawn("delivery", self.delivery.run),
-            self._spawn("notifier", self.notifier.run),
-        ]
+        self._stop_delivery.clear()
+        self._stop_notifier.clear()
+        self._delivery_tasks = [self._spawn("delivery", self.delivery.run, self._stop_delivery)]
+        self._notifier_task = self._spawn("notifier", self.notifier.run, self._stop_notifier)
         url = self._services.settings.database_url
         if url.startswith("postgresql"):
             wake = self._services.delivery_wakeup.notify
             dsn = asyncpg_dsn(url)
-            self._tasks.append(
-                self._spawn("listen", lambda stop: listen(dsn, OUTBOX_CHANNEL, wake, stop))
+            self._delivery_tasks.append(
+                self._spawn(
+                    "listen",
+                    lambda stop: listen(dsn, OUTBOX_CHANNEL, wake, stop),
+                    self._stop_delivery,
+                )
             )
 
+    def alive(self) -> bool:
+        """True while every loop runs (for the worker's /healthz)."""
+        tasks = [*self._delivery_tasks, *([self._notifier_task] if self._notifier_task else [])]
+        return bool(tasks) and not self._stop_delivery.is_set() and not any(t.done() for t in tasks)
+
     async def stop(self) -> None:
-        """Stop claiming; let in-flight sends finish (their leases protect them if we die)."""
-        self._stop.set()
+        """Stop claiming; release what has not started, let sends in flight finish within the
+        grace period (their leases cover them after it), then post the statuses that changed."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._grace
+        self._stop_delivery.set()
         self._services.delivery_wakeup.notify()
+        if self._delivery_tasks and not await _finish(self._delivery_tasks, self._grace):
+            log.warning(
+                "sends still in flight after the %.0f s grace period were cancelled; "
+                "their leases keep them until another worker takes them",
+                self._grace,
+            )
+        self._delivery_tasks = []
+        remaining = max(0.0, deadline - loop.time())
+        await self._final_status_pass(remaining)
+        self._stop_notifier.set()
         self._services.notify_wakeup.notify()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks = []
+        if self._notifier_task is not None:
+            # The notifier ends after the batch it is posting; give it a moment even when the
+            # grace period is spent (a status left now is posted by the next worker).
+            await _finish([self._notifier_task], max(remaining, 2.0))
+        self._notifier_task = None
+
+    async def _final_status_pass(self, budget: float) -> None:
+        """Post the statuses of the e-mails that just finished, rather than leave them to the
+        next worker. Claims are leased, so this and the running notifier never post twice."""
+        if budget <= 0:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(budget):
+                try:
+                    while await self.notifier.run_once():
+                        pass
+                except Exception:
+                    log.exception("final status pass failed; the next worker posts them")
 
     def _spawn(
-        self, name: str, loop: Callable[[asyncio.Event], Awaitable[None]]
+        self, name: str, loop: Callable[[asyncio.Event], Awaitable[None]], stop: asyncio.Event
     ) -> asyncio.Task[None]:
         async def guarded() -> None:
             # A loop that died would leave e-mails unsent with nobody noticing: restart it.
-            while not self._stop.is_set():
+            while not stop.is_set():
                 try:
-                    await loop(self._stop)
+                    await loop(stop)
                     return
                 except Exception:
                     log.exception("%s loop crashed; restarting in 1 s", name)
                     await asyncio.sleep(1)
 
         return asyncio.create_task(guarded(), name=f"b24mail-{name}")
+
+
+async def _finish(tasks: list[asyncio.Task[None]], timeout: float) -> bool:
+    """Wait up to `timeout` for the tasks; cancel what is left. True when all finished."""
+    pending = {task for task in tasks if not task.done()}
+    if pending and timeout > 0:
+        _done, pending = await asyncio.wait(pending, timeout=timeout)
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.gather(*pending, return_exceptions=True)
+    return not pending

@@ -12,8 +12,10 @@ import yaml
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.slack import ids
+from bot.slack.listeners.events import EVENTS
+from bot.slack.oauth import BOT_SCOPES, REDIRECT_PATH
 from tests.fakes.slack_api import FakeSlack
-from tests.fakes.slack_requests import message_action, slash_command_body
+from tests.fakes.slack_requests import event_callback, message_action, slash_command_body
 from tests.support.app import running_app
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,6 +36,37 @@ def test_manifest_validates_against_slacks_schema() -> None:
 def test_manifest_requests_only_the_scopes_we_use() -> None:
     scopes = set(manifest()["oauth_config"]["scopes"]["bot"])
     assert scopes == {"commands", "chat:write", "chat:write.public", "im:write", "users:read"}
+    # The OAuth install URL asks for the same scopes, in the manifest's order.
+    assert list(BOT_SCOPES) == manifest()["oauth_config"]["scopes"]["bot"]
+    assert "user" not in manifest()["oauth_config"]["scopes"]
+
+
+def test_oauth_redirect_url_is_the_one_bolt_serves() -> None:
+    urls = manifest()["oauth_config"]["redirect_urls"]
+    assert urls == ["https://b24mail.example.com/slack/oauth_redirect"]
+    assert all(url.endswith(REDIRECT_PATH) for url in urls)
+
+
+def test_manifest_and_listeners_name_the_same_events() -> None:
+    subscriptions = manifest()["settings"]["event_subscriptions"]
+    assert subscriptions["request_url"] == "https://b24mail.example.com/slack/events"
+    assert sorted(subscriptions["bot_events"]) == sorted(EVENTS)
+    assert "user_events" not in subscriptions
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        return [s for item in value.values() for s in _strings(item)]
+    if isinstance(value, list):
+        return [s for item in value for s in _strings(item)]
+    return [value] if isinstance(value, str) else []
+
+
+def test_every_url_uses_the_one_placeholder_host() -> None:
+    """README tells to replace b24mail.example.com: it must be the only host, in 5 URLs."""
+    urls = [s for s in _strings(manifest()) if s.startswith(("http://", "https://"))]
+    assert len(urls) == 5
+    assert all(url.startswith("https://b24mail.example.com/slack/") for url in urls)
 
 
 def _shortcut_ids() -> list[str]:
@@ -72,6 +105,12 @@ async def test_every_manifest_entry_point_has_a_listener_and_vice_versa(
                 trigger_id="trigger-manifest",
             )
             assert (await app.interactive(payload)).status_code == 200
+        events = entry["settings"]["event_subscriptions"]["bot_events"]
+        for event_type in events:
+            body = json.dumps(event_callback({"type": event_type, "tokens": {}}))
+            assert (await app.post_signed(body, content_type="application/json")).status_code == 200
+        stray = json.dumps(event_callback({"type": "reaction_added", "user": "U0002"}))
+        assert (await app.post_signed(stray, content_type="application/json")).status_code == 404
 
 
 @pytest.mark.parametrize("url_key", ["request_url", "message_menu_options_url"])

@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from bot import metrics
 from bot.bitrix24 import (
     Bitrix24Client,
     Bitrix24Error,
@@ -27,6 +29,7 @@ from bot.bitrix24 import (
     SendFailed,
     TransportError,
 )
+from bot.logs import correlation
 from bot.mail.errors import MailError
 from bot.mail.linking import LinkService
 from bot.mail.wakeup import Wakeup
@@ -79,9 +82,12 @@ class DeliveryWorker:
         self.owner = f"worker-{uuid.uuid4().hex[:12]}"
         self._slots = asyncio.Semaphore(self._config.concurrency)
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._stopping: asyncio.Event | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Deliver until `stop` is set; then finish what is in flight."""
+        """Deliver until `stop` is set; then finish what is in flight. A row claimed but not yet
+        handed to Bitrix24 when `stop` is set goes back to the queue untouched (release)."""
+        self._stopping = stop
         log.info("delivery worker %s started", self.owner)
         try:
             while not stop.is_set():
@@ -118,7 +124,8 @@ class DeliveryWorker:
     async def _deliver_guarded(self, row: OutboxEmail) -> None:
         async with self._slots:
             try:
-                await self.deliver(row)
+                with correlation(row.id):
+                    await self.deliver(row)
             except Exception:
                 # The row keeps its lease and is taken again when it expires; say so loudly.
                 log.exception("delivery of %s crashed; it will be retried after its lease", row.id)
@@ -148,6 +155,13 @@ class DeliveryWorker:
             # another worker may take the row: two requests with one key at once may both run.
             limit = self._bitrix24.config.portal_request_limit
             budget = max(1.0, self._config.lease.total_seconds() - limit - 5)
+            if self._stopping is not None and self._stopping.is_set():
+                # Graceful shutdown: nothing was asked of the portal yet, so another worker may
+                # take the row at once instead of after the lease.
+                if await self._outbox.release(row.id, owner=self.owner):
+                    log.info("email=%s released: this worker is stopping", row.id)
+                return
+            call_started = time.perf_counter()
             try:
                 async with asyncio.timeout(budget):
                     if row.kind == "reply" and row.reply_to_message_id is not None:
@@ -165,50 +179,71 @@ class DeliveryWorker:
                 raise PortalTimeout(
                     "the attempt ran out of time", may_have_reached_portal=True
                 ) from exc
+            finally:
+                method = "reply" if row.kind == "reply" and row.reply_to_message_id else "send"
+                metrics.BITRIX24_SECONDS.labels(method).observe(time.perf_counter() - call_started)
             if not result.success:
                 # A 200 that says success: false is a refusal without a cause: never "Sent".
                 raise (ReplyFailed if row.kind == "reply" else SendFailed)(
                     "Bitrix24 answered success: false", may_have_reached_portal=False
                 )
         except Bitrix24Error as exc:
-            await self._failed_attempt(row, exc.code, exc, transient=exc.transient)
+            await self._failed_attempt(row, exc.code, exc, transient=exc.transient, started=started)
         except MailError as exc:
-            await self._failed_attempt(row, exc.code, exc, transient=False)
+            await self._failed_attempt(row, exc.code, exc, transient=False, started=started)
         else:
             # The sender to preselect next time; one write fewer when it did not change.
             sent = await self._outbox.mark_sent(row.id, owner=self.owner)
             if sent and link.last_sender != row.sender:
                 await self._links.remember_sender(user, row.sender)
+            metrics.SENDS.labels("sent").inc()
+            took_ms = int((utcnow() - started).total_seconds() * 1000)
             log.info(
-                "sent email=%s kind=%s attempt=%d took_ms=%d",
+                "sent email=%s kind=%s attempt=%d",
                 row.id,
                 row.kind,
                 row.attempts,
-                (utcnow() - started).total_seconds() * 1000,
+                extra=_attempt_fields(row, "sent", took_ms),
             )
         self._on_change()
 
     async def _failed_attempt(
-        self, row: OutboxEmail, code: str, error: Exception, *, transient: bool
+        self,
+        row: OutboxEmail,
+        code: str,
+        error: Exception,
+        *,
+        transient: bool,
+        started: datetime | None = None,
     ) -> None:
         detail = _portal_detail(error)
         now = utcnow()
+        took_ms = int((now - started).total_seconds() * 1000) if started else None
         retry_at = self._retry_at(row, error, now) if transient else None
         if retry_at is not None and retry_at <= row.deadline_at:
             await self._outbox.mark_retry(
                 row.id, owner=self.owner, at=retry_at, code=code, detail=detail
             )
+            metrics.SENDS.labels("retry").inc()
             log.warning(
                 "email=%s attempt=%d failed (%s); retrying at %s",
                 row.id,
                 row.attempts,
                 code,
                 retry_at.isoformat(),
+                extra=_attempt_fields(row, "retry", took_ms, code=code),
             )
             return
         final_code = "gave_up" if transient else code
         await self._outbox.mark_failed(row.id, owner=self.owner, code=final_code, detail=detail)
-        log.warning("email=%s failed for good (%s, last error %s)", row.id, final_code, code)
+        metrics.SENDS.labels("failed").inc()
+        log.warning(
+            "email=%s failed for good (%s, last error %s)",
+            row.id,
+            final_code,
+            code,
+            extra=_attempt_fields(row, "failed", took_ms, code=final_code),
+        )
 
     def _retry_at(self, row: OutboxEmail, error: Exception, now: datetime) -> datetime:
         config = self._config
@@ -221,6 +256,23 @@ class DeliveryWorker:
             # The send may still be running on the portal: retry only once it cannot be.
             delay = max(delay, self._bitrix24.config.portal_request_limit)
         return now + timedelta(seconds=delay)
+
+
+def _attempt_fields(
+    row: OutboxEmail, outcome: str, took_ms: int | None, *, code: str | None = None
+) -> dict[str, object]:
+    """The structured form of an attempt's log line (keys in JSON logs)."""
+    fields: dict[str, object] = {
+        "event": "delivery_attempt",
+        "email": row.id,
+        "kind": row.kind,
+        "outcome": outcome,
+        "attempt": row.attempts,
+        "duration_ms": took_ms,
+    }
+    if code is not None:
+        fields["code"] = code
+    return {"fields": fields}
 
 
 def _portal_detail(error: Exception) -> str | None:

@@ -16,12 +16,13 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
-from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.errors import SlackApiError, SlackClientError, SlackTokenRotationError
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot import metrics
 from bot.mail.wakeup import Wakeup
-from bot.slack.clients import SlackClients
+from bot.slack.clients import NotInstalled, SlackClients
 from bot.slack.render.status import status_message
 from bot.slack.wording import Texts
 from bot.store.base import utcnow
@@ -41,6 +42,24 @@ UNPOSTABLE = frozenset(
     }
 )
 NOTIFY_BACKOFF_MAX = 600.0
+# After a workspace's token was refused, its other statuses are given up without asking Slack
+# again for this long (a reinstall with a new token is seen after it).
+GONE_MEMORY_SECONDS = 60.0
+# Errors after which no status message can be posted in the workspace at all (the app was
+# uninstalled, its token revoked or unrefreshable): give the status up instead of retrying.
+AUTH_GONE = frozenset(
+    {
+        "invalid_auth",
+        "not_authed",
+        "account_inactive",
+        "token_revoked",
+        "token_expired",
+        "invalid_refresh_token",
+        "team_not_found",
+        "team_access_not_granted",
+        NotInstalled.error,
+    }
+)
 
 
 class StatusNotifier:
@@ -66,6 +85,8 @@ class StatusNotifier:
         self._lease = lease
         self._batch = batch
         self._idle_poll = idle_poll
+        self._gave_up_in: set[tuple[str, str, str]] = set()  # logged once each
+        self._gone: dict[tuple[str, str], tuple[str, float]] = {}  # team → error, when
 
     async def run(self, stop: asyncio.Event) -> None:
         try:
@@ -96,9 +117,28 @@ class StatusNotifier:
             await self._later(row, None)
 
     async def notify(self, row: OutboxEmail) -> None:
+        gone = self._gone.get((row.enterprise_id, row.team_id))
+        if gone is not None and time.monotonic() - gone[1] < GONE_MEMORY_SECONDS:
+            # This workspace refused us a moment ago: do not ask Slack again for every row.
+            await self._give_up(row, gone[0], fresh=False)
+            return
         found = self._texts_for(row)
         t = await found if inspect.isawaitable(found) else found
-        client = await self._clients.for_team(enterprise_id=row.enterprise_id, team_id=row.team_id)
+        try:
+            client = await self._clients.for_team(
+                enterprise_id=row.enterprise_id, team_id=row.team_id
+            )
+        except NotInstalled:
+            await self._give_up(row, NotInstalled.error)
+            return
+        except SlackTokenRotationError as exc:
+            error = str(getattr(exc.api_error, "response", {}).get("error", "") or "")
+            if error in AUTH_GONE:
+                await self._give_up(row, error)
+            else:
+                log.warning("token refresh for status of email=%s failed: %s", row.id, error)
+                await self._later(row, None)
+            return
         dm_note = self._dm_note(t, row.result_channel, row.status_note) if row.status_note else None
         text, blocks = status_message(t, row, explanation=self._explain(t, row), dm_note=dm_note)
         try:
@@ -115,6 +155,9 @@ class StatusNotifier:
                 # Someone deleted the status message: post a fresh one next time.
                 row.status_ts = None
                 channel, ts, note = await self._post_first(client, t, row, text, blocks)
+            elif error in AUTH_GONE:
+                await self._give_up(row, error)
+                return
             else:
                 log.warning(
                     "slack refused status of email=%s: %s",
@@ -128,6 +171,7 @@ class StatusNotifier:
             await self._later(row, None)
             return
         await self._record(row, channel, ts, note)
+        metrics.STATUS_MESSAGES.labels("ok").inc()
 
     async def _record(self, row: OutboxEmail, channel: str, ts: str, note: str | None) -> None:
         """Store which message Slack now has. Without its ts the next pass posts a second message
@@ -191,12 +235,32 @@ class StatusNotifier:
             params["new_host"] = row.error_detail or "?"
         return t.error(row.error_code, **params)
 
+    async def _give_up(self, row: OutboxEmail, error: str, *, fresh: bool = True) -> None:
+        """No token can post in this workspace: record this state as shown (it is not), so the
+        row stops being claimed until its state changes again. Logged once per workspace."""
+        if fresh:
+            self._gone[(row.enterprise_id, row.team_id)] = (error, time.monotonic())
+        key = (row.enterprise_id, row.team_id, error)
+        if key not in self._gave_up_in:
+            self._gave_up_in.add(key)
+            log.warning(
+                "cannot post status messages in team=%s (%s): the app was uninstalled or its "
+                "token revoked; giving up on them (first: email=%s)",
+                row.team_id,
+                error,
+                row.id,
+            )
+        else:
+            log.debug("status of email=%s given up (%s)", row.id, error)
+        await self._record(row, row.status_channel or "", row.status_ts or "", row.status_note)
+
     async def _later(self, row: OutboxEmail, retry_after: float | None) -> None:
         delay = (
             retry_after
             if retry_after is not None
             else min(NOTIFY_BACKOFF_MAX, 2.0 * (2 ** max(row.notify_attempts - 1, 0)))
         )
+        metrics.STATUS_MESSAGES.labels("deferred").inc()
         await self._outbox.notify_later(row.id, at=utcnow() + timedelta(seconds=delay))
 
 

@@ -20,6 +20,8 @@ from sqlalchemy import Integer, Table, and_, bindparam, case, func, insert, or_,
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.sql.dml import Update
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import Select
 
 from bot.store.base import utcnow
 from bot.store.db import SessionFactory
@@ -441,6 +443,19 @@ _COUNT_SINCE = (
 _STATEMENTS: dict[Any, Any] = {}
 
 
+def _picked(candidates: Select[tuple[str]], postgres: bool) -> ColumnElement[bool]:
+    """`id IN (candidates)`, the candidates chosen once. On PostgreSQL a plain IN (subquery)
+    may be planned as a semi join that runs the LIMIT … SKIP LOCKED subquery again for each
+    row, and then claims more rows than `limit` (12 of 12 with limit 8): a worker would hold
+    rows it has no slot for while their leases run out. A materialized CTE picks them once."""
+    if not postgres:
+        return _C.id.in_(candidates.scalar_subquery())
+    chosen = (
+        candidates.with_for_update(skip_locked=True).cte("claimable").prefix_with("MATERIALIZED")
+    )
+    return _C.id.in_(select(chosen.c.id))
+
+
 def _claim_due_statement(postgres: bool) -> Update:
     key = ("claim_due", postgres)
     if key not in _STATEMENTS:
@@ -455,11 +470,9 @@ def _claim_due_statement(postgres: bool) -> Update:
             .order_by(_C.next_attempt_at)
             .limit(bindparam("limit", type_=Integer))
         )
-        if postgres:
-            candidates = candidates.with_for_update(skip_locked=True)
         _STATEMENTS[key] = (
             update(_TABLE)
-            .where(_C.id.in_(candidates.scalar_subquery()), due)
+            .where(_picked(candidates, postgres), due)
             .values(
                 status=SENDING,
                 lease_owner=_param("owner", "lease_owner"),
@@ -487,11 +500,9 @@ def _claim_notifications_statement(postgres: bool) -> Update:
             .order_by(_C.notify_due_at)
             .limit(bindparam("limit", type_=Integer))
         )
-        if postgres:
-            candidates = candidates.with_for_update(skip_locked=True)
         _STATEMENTS[key] = (
             update(_TABLE)
-            .where(_C.id.in_(candidates.scalar_subquery()), due)
+            .where(_picked(candidates, postgres), due)
             .values(
                 notify_lease_until=_param("until", "notify_lease_until"),
                 notify_attempts=_C.notify_attempts + 1,

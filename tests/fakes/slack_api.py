@@ -14,6 +14,12 @@ as ``blocks``/``view`` are decoded), multipart bodies and query strings; the tok
 ``ok: false`` errors, outages, dropped connections, slow answers) are queued per method and
 consumed in the order they were added.
 
+OAuth: ``configure_oauth(client_id=, client_secret=)`` makes ``oauth.v2.access`` answer like Slack
+for that app; ``authorize(team_id=…)`` is a user approving the install on slack.com and returns
+the code the redirect carries. The code exchange (and, with ``token_rotation=True``, the
+``grant_type=refresh_token`` refresh, each refresh token usable once) checks the client id and
+secret (HTTP Basic or form fields) as Slack does, and registers the tokens it hands out.
+
 Run it by hand with ``python -m tests.fakes.slack_api --port 8098``; ``GET /_fake/calls``
 lists the calls received and ``POST /_fake/reset`` forgets them.
 """
@@ -22,12 +28,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import copy
+import hmac
 import itertools
 import json
 import secrets
 import socket
+import string
 import threading
 import time
 import uuid
@@ -97,6 +106,22 @@ class _Identity:
     enterprise_id: str | None
     is_enterprise_install: bool
     revoked: bool = False
+    expires_at: float | None = None  # rotating tokens expire
+
+
+@dataclass
+class _Grant:
+    """What an approved install (a code) or a refresh token stands for."""
+
+    team_id: str
+    team_name: str
+    enterprise_id: str | None
+    user_id: str
+    scopes: tuple[str, ...]
+    bot_user_id: str
+    bot_id: str
+    redirect_uri: str | None = None
+    expires_at: float = 0.0
 
 
 @dataclass
@@ -140,6 +165,12 @@ class _ApiError(Exception):
         super().__init__(error)
         self.error = error
         self.extra = extra
+
+
+def _alnum(length: int) -> str:
+    """Random letters and digits, the alphabet of Slack's token secrets."""
+    alphabet = string.ascii_letters + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(length))
 
 
 def _truthy(value: Any) -> bool:
@@ -411,6 +442,10 @@ class FakeSlack:
         self._channels: dict[str, _Channel] = {}
         self._faults: list[_Fault] = []
         self._down = False
+        self.client_id: str | None = None
+        self.client_secret: str | None = None
+        self.token_rotation = False
+        self.token_expires_in = 43_200
         self._init_state()
         self.add_token(token)
 
@@ -429,6 +464,8 @@ class FakeSlack:
         self._response_uses: dict[str, int] = {}
         self._expired_urls: set[str] = set()
         self._dms: dict[str, str] = {}
+        self._codes: dict[str, _Grant] = {}
+        self._refresh_tokens: dict[str, _Grant] = {}
         self._ts_seq = itertools.count(1)
         self._view_seq = itertools.count(1)
         self._dm_seq = itertools.count(1)
@@ -518,6 +555,63 @@ class FakeSlack:
                 enterprise_id=enterprise_id if enterprise_id is not None else self.enterprise_id,
                 is_enterprise_install=is_enterprise_install,
             )
+
+    def configure_oauth(
+        self,
+        *,
+        client_id: str,
+        client_secret: str,
+        token_rotation: bool = False,
+        expires_in: int = 43_200,
+    ) -> None:
+        """Be the Slack app with these credentials for ``oauth.v2.access``. With
+        ``token_rotation`` the tokens handed out expire after ``expires_in`` seconds and come
+        with a refresh token (Slack: 12 hours)."""
+        with self._lock:
+            self.client_id = client_id
+            self.client_secret = client_secret
+            self.token_rotation = token_rotation
+            self.token_expires_in = expires_in
+
+    def authorize(
+        self,
+        *,
+        team_id: str,
+        team_name: str | None = None,
+        user_id: str = "U0001",
+        enterprise_id: str | None = None,
+        scopes: Iterable[str] = ("commands",),
+        redirect_uri: str | None = None,
+        bot_user_id: str | None = None,
+        bot_id: str | None = None,
+    ) -> str:
+        """A user approved the install on slack.com: the ``code`` Slack puts on the redirect
+        (single use, valid for 10 minutes)."""
+        code = f"{int(time.time())}.{secrets.token_hex(6)}.{secrets.token_hex(32)}"
+        with self._lock:
+            self._codes[code] = _Grant(
+                team_id=team_id,
+                team_name=team_name or f"Team {team_id}",
+                enterprise_id=enterprise_id,
+                user_id=user_id,
+                scopes=tuple(scopes),
+                bot_user_id=bot_user_id or f"UBOT{team_id}",
+                bot_id=bot_id or f"B{team_id}",
+                redirect_uri=redirect_uri,
+                expires_at=time.time() + 600,
+            )
+        return code
+
+    def expire_token(self, token: str) -> None:
+        """Calls with this token now fail with ``token_expired``."""
+        with self._lock:
+            if token in self._tokens:
+                self._tokens[token].expires_at = time.time() - 1
+
+    def tokens_of_team(self, team_id: str) -> list[str]:
+        """Tokens the fake accepts for ``team_id`` (newest last)."""
+        with self._lock:
+            return [t for t, i in self._tokens.items() if i.team_id == team_id]
 
     def revoke_token(self, token: str) -> None:
         """Calls with this token now fail with ``token_revoked``."""
@@ -725,6 +819,9 @@ class FakeSlack:
             self._init_state()
             self._tokens = {}
             self.add_token(self.token)
+            self.client_id = self.client_secret = None
+            self.token_rotation = False
+            self.token_expires_in = 43_200
 
     # ------------------------------------------------------------------ inspection
 
@@ -1001,6 +1098,13 @@ class FakeSlack:
         auth = h.headers.get("Authorization", "")
         if auth.lower().startswith("bearer "):
             token = auth[len("bearer ") :].strip() or None
+        elif auth.lower().startswith("basic ") and method == "oauth.v2.access":
+            # Slack's preferred way to send the app's credentials to oauth.v2.access.
+            with contextlib.suppress(ValueError, UnicodeDecodeError):
+                pair = base64.b64decode(auth[len("basic ") :].strip()).decode("utf-8")
+                client_id, _, client_secret = pair.partition(":")
+                args.setdefault("client_id", client_id)
+                args.setdefault("client_secret", client_secret)
         form_token = args.pop("token", None)
         if token is None and isinstance(form_token, str) and form_token:
             token = form_token
@@ -1093,6 +1197,8 @@ class FakeSlack:
         try:
             if method == "api.test":
                 return _Reply(body=handler(self, args, None))
+            if method == "oauth.v2.access":  # the app's credentials, not a token
+                return _Reply(body={"ok": True, **handler(self, args, None)})
             if token is None:
                 raise _ApiError("not_authed")
             identity = self._tokens.get(token)
@@ -1100,6 +1206,8 @@ class FakeSlack:
                 raise _ApiError("invalid_auth")
             if identity.revoked:
                 raise _ApiError("token_revoked")
+            if identity.expires_at is not None and identity.expires_at <= time.time():
+                raise _ApiError("token_expired")
             result = handler(self, args, identity)
         except _ApiError as exc:
             return _Reply(body={"ok": False, "error": exc.error, **exc.extra})
@@ -1222,6 +1330,67 @@ class FakeSlack:
         if args.get("error"):
             raise _ApiError(str(args["error"]), args=args)
         return {"args": args}
+
+    def _oauth_v2_access(self, args: dict[str, Any], identity: _Identity | None) -> dict[str, Any]:
+        client_id = self._arg(args, "client_id")
+        if self.client_id is None or client_id != self.client_id:
+            raise _ApiError("invalid_client_id")
+        secret = self._arg(args, "client_secret") or ""
+        if not hmac.compare_digest(secret.encode(), (self.client_secret or "").encode()):
+            raise _ApiError("bad_client_secret")
+        grant_type = self._arg(args, "grant_type") or "authorization_code"
+        if grant_type == "refresh_token":
+            refresh = self._arg(args, "refresh_token")
+            grant = self._refresh_tokens.pop(refresh or "", None)
+            if grant is None:
+                raise _ApiError("invalid_refresh_token")
+            return self._grant_tokens(grant, refreshed=True)
+        if grant_type != "authorization_code":
+            raise _ApiError("invalid_grant_type")
+        code = self._arg(args, "code")
+        grant = self._codes.pop(code or "", None)
+        if grant is None or grant.expires_at < time.time():
+            raise _ApiError("invalid_code")
+        if grant.redirect_uri is not None and self._arg(args, "redirect_uri") != grant.redirect_uri:
+            raise _ApiError("bad_redirect_uri")
+        return self._grant_tokens(grant, refreshed=False)
+
+    def _grant_tokens(self, grant: _Grant, *, refreshed: bool) -> dict[str, Any]:
+        if self.token_rotation:
+            token = f"xoxe.xoxb-1-{_alnum(128)}"  # rotating tokens are long
+        else:
+            token = f"xoxb-{grant.team_id}-{secrets.token_hex(6)}-{_alnum(24)}"
+        self.add_token(
+            token,
+            team_id=grant.team_id,
+            team_name=grant.team_name,
+            bot_user_id=grant.bot_user_id,
+            bot_id=grant.bot_id,
+            enterprise_id=grant.enterprise_id,
+        )
+        result: dict[str, Any] = {
+            "app_id": self.app_id,
+            "scope": ",".join(grant.scopes),
+            "token_type": "bot",
+            "access_token": token,
+            "bot_user_id": grant.bot_user_id,
+            "team": {"id": grant.team_id, "name": grant.team_name},
+            "enterprise": (
+                {"id": grant.enterprise_id, "name": f"Enterprise {grant.enterprise_id}"}
+                if grant.enterprise_id
+                else None
+            ),
+            "is_enterprise_install": False,
+        }
+        if not refreshed:
+            result["authed_user"] = {"id": grant.user_id}
+        if self.token_rotation:
+            refresh = f"xoxe-1-{_alnum(128)}"
+            self._refresh_tokens[refresh] = grant
+            self._tokens[token].expires_at = time.time() + self.token_expires_in
+            result["refresh_token"] = refresh
+            result["expires_in"] = self.token_expires_in
+        return result
 
     def _auth_test(self, args: dict[str, Any], identity: _Identity) -> dict[str, Any]:
         result: dict[str, Any] = {
@@ -1636,6 +1805,7 @@ class FakeSlack:
     _METHODS: ClassVar[dict[str, Callable[[FakeSlack, dict[str, Any], Any], dict[str, Any]]]] = {
         "api.test": _api_test,
         "auth.test": _auth_test,
+        "oauth.v2.access": _oauth_v2_access,
         "team.info": _team_info,
         "chat.postMessage": _chat_post_message,
         "chat.update": _chat_update,

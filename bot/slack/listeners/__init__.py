@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from bot.slack.listeners import actions, commands, compose, inbox, reply, reply_options, views
+from bot.slack.listeners import (
+    actions,
+    commands,
+    compose,
+    events,
+    inbox,
+    reply,
+    reply_options,
+    views,
+)
 
 if TYPE_CHECKING:
     from slack_bolt.async_app import AsyncApp
@@ -20,3 +29,4 @@ def register_all(app: AsyncApp, services: Services) -> None:
     inbox.register(app, services)
     reply.register(app, services)
     reply_options.register(app, services)
+    events.register(app, services)
