@@ -3,7 +3,7 @@ processes. 500 e-mails are submitted through both web processes (signed compose 
 submissions, alternating); one worker is SIGKILLed while it holds e-mails in flight. Every
 e-mail must reach the portal exactly once (by Idempotency-Key) and its status message say Sent.
 
-The portal keeps each send 0.1 s before running it, and runs it even when the caller is gone:
+The portal keeps each send 0.3 s before running it, and runs it even when the caller is gone:
 the killed worker's sends still happen, and the next worker's attempt with the same key (after
 the 10 s lease) must be answered from the portal's idempotency store, not sent again.
 
@@ -46,7 +46,7 @@ WORKERS = 3
 WEBS = 2
 IN_FLIGHT = 16  # concurrent submissions
 LEASE_SECONDS = 10
-SEND_LATENCY = 0.1
+SEND_LATENCY = 0.3
 SIGNING_SECRET = "scale-out-signing-secret-0123456789"
 SENT = ":white_check_mark: Sent"
 SENDING = ":outbox_tray: Sending"
@@ -181,12 +181,16 @@ async def test_two_webs_three_workers_one_killed_every_email_sent_exactly_once(
                 async def kill_mid_way() -> None:
                     while run.accepted < EMAILS // 2:
                         await asyncio.sleep(0.02)
-                    # Kill while it holds sends in flight, so they are really orphaned.
+                    # Kill while it holds sends it claimed within the last 0.1 s: they are still
+                    # waiting on the portal (0.3 s), so they are really orphaned.
+                    fresh = (
+                        "lease_owner = :owner AND status = 'sending'"
+                        " AND lease_expires_at > now() + make_interval(secs => :left)"
+                    )
                     for _ in itertools.count():
-                        held = await _rows(engine, "lease_owner = :owner", owner=owner)
-                        if len(held) >= 3:
+                        if await _rows(engine, fresh, owner=owner, left=LEASE_SECONDS - 0.1):
                             break
-                        await asyncio.sleep(0.01)
+                        await asyncio.sleep(0.005)
                     victim.kill9()
                     killed_at.append(time.time())
                     orphans.extend(
