@@ -43,7 +43,8 @@ def register(app: AsyncApp, services: Services) -> None:
         parsed = parse_command_text(command.get("text"))
         user = acting_user(context, body)
         t = await services.language.texts_for(user, client=client, context=context)
-        log.info("command user=%s team=%s sub=%s", user.user_id, user.team_id, parsed.name)
+        # The request itself is logged once, at INFO, by bot.web; this adds who and what.
+        log.debug("command user=%s team=%s sub=%s", user.user_id, user.team_id, parsed.name)
         handler = _HANDLERS.get(parsed.name, _unknown)
         await handler(
             CommandCall(
