@@ -12,13 +12,12 @@ from bot.slack import ids
 from bot.slack.errors import explain
 from bot.slack.identity import acting_user
 from bot.slack.listeners.command_call import CommandCall
-from bot.slack.listeners.submission import checked_email
+from bot.slack.listeners.submission import checked_email, queue_email
 from bot.slack.metadata import ViewOrigin
 from bot.slack.render.compose import BLOCK_OF_FIELD, Prefill, compose_modal
 from bot.slack.render.connect import connect_prompt
 from bot.slack.render.status import history_blocks
 from bot.slack.slack_calls import open_view_or_explain
-from bot.slack.view_state import selected_conversation
 from bot.slack.wording import Texts
 from bot.store.links import SlackUser
 
@@ -113,22 +112,15 @@ def register(app: AsyncApp, services: Services) -> None:
         if not isinstance(result, ValidEmail):
             await ack(response_action="errors", errors=result)
             return
-        post_to = (
-            selected_conversation(view, ids.POST_TO_BLOCK, ids.POST_TO_ACTION)
-            or origin.channel_id
-            or user.user_id
-        )
-        thread_ts = origin.thread_ts if post_to == origin.channel_id else None
-        await services.sending.submit(
-            user,
-            result,
-            submission_key=f"{view.get('id')}:{view.get('hash')}",
-            result_channel=post_to,
-            result_thread_ts=thread_ts,
+        await queue_email(
+            services=services,
+            ack=ack,
+            view=view,
+            user=user,
+            email=result,
+            origin=origin,
             reply_to_message_id=origin.reply_to_message_id,
         )
-        await ack()
-        services.notify_wakeup.notify()
 
     async def on_retry(
         ack: AsyncAck,

@@ -30,7 +30,7 @@ from bot.mail.richtext import mrkdwn_to_rich_text
 from bot.slack import ids
 from bot.slack.errors import explain
 from bot.slack.identity import acting_user
-from bot.slack.listeners.submission import checked_email
+from bot.slack.listeners.submission import checked_email, queue_email
 from bot.slack.metadata import ViewOrigin
 from bot.slack.render.card import CardRef, card_reference, card_reference_from_value
 from bot.slack.render.connect import connect_modal, connect_prompt
@@ -43,7 +43,7 @@ from bot.slack.render.reply import (
     reply_modal,
 )
 from bot.slack.slack_calls import open_view_or_explain
-from bot.slack.view_state import selected_conversation, selected_value
+from bot.slack.view_state import selected_value
 from bot.slack.wording import Texts
 from bot.store.links import SlackUser
 
@@ -226,26 +226,15 @@ def register(app: AsyncApp, services: Services) -> None:
         if not isinstance(result, ValidEmail):
             await ack(response_action="errors", errors=result)
             return
-        if has_block(view, ids.POST_TO_BLOCK):
-            channel = (
-                selected_conversation(view, ids.POST_TO_BLOCK, ids.POST_TO_ACTION)
-                or origin.channel_id
-                or user.user_id
-            )
-        else:
-            channel = origin.channel_id or user.user_id
-        # The status goes into the thread of the message the reply was started from.
-        thread_ts = origin.thread_ts if channel == origin.channel_id else None
-        await services.sending.submit(
-            user,
-            result,
-            submission_key=f"{view.get('id')}:{view.get('hash')}",
-            result_channel=channel,
-            result_thread_ts=thread_ts,
+        await queue_email(
+            services=services,
+            ack=ack,
+            view=view,
+            user=user,
+            email=result,
+            origin=origin,
             reply_to_message_id=target_id,
         )
-        await ack()
-        services.notify_wakeup.notify()
 
     app.message_shortcut(ids.REPLY_SHORTCUT)(on_shortcut)
     app.action(ids.INBOX_REPLY_ACTION)(on_reply_button)

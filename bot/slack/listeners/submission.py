@@ -9,12 +9,19 @@ from bot.mail.compose import ComposeInput, ValidEmail, validate_compose
 from bot.mail.errors import SendingCapReached
 from bot.mail.richtext import collect_mentions
 from bot.slack import ids
+from bot.slack.metadata import ViewOrigin
 from bot.slack.render.compose import inline_errors
-from bot.slack.view_state import rich_text_value, selected_value, text_value
+from bot.slack.view_state import (
+    rich_text_value,
+    selected_conversation,
+    selected_value,
+    text_value,
+)
 from bot.slack.wording import Texts
 from bot.store.links import SlackUser
 
 if TYPE_CHECKING:
+    from slack_bolt.async_app import AsyncAck
     from slack_sdk.web.async_client import AsyncWebClient
 
     from bot.services import Services
@@ -55,3 +62,35 @@ async def checked_email(
     except SendingCapReached as exc:
         return {blocks["to"]: t.error(exc.code, cap=services.sending.hourly_cap)}
     return result
+
+
+async def queue_email(
+    *,
+    services: Services,
+    ack: AsyncAck,
+    view: Mapping[str, Any],
+    user: SlackUser,
+    email: ValidEmail,
+    origin: ViewOrigin,
+    reply_to_message_id: int | None,
+) -> None:
+    """Queue a checked e-mail, close the modal, and let the status message be posted.
+
+    The result goes where the user chose ("Post result to"), else where they acted, else to
+    their DM; in the thread they acted in when it goes back there.
+    """
+    channel = (
+        selected_conversation(view, ids.POST_TO_BLOCK, ids.POST_TO_ACTION)
+        or origin.channel_id
+        or user.user_id
+    )
+    await services.sending.submit(
+        user,
+        email,
+        submission_key=f"{view.get('id')}:{view.get('hash')}",
+        result_channel=channel,
+        result_thread_ts=origin.thread_ts if channel == origin.channel_id else None,
+        reply_to_message_id=reply_to_message_id,
+    )
+    await ack()
+    services.notify_wakeup.notify()
