@@ -28,6 +28,7 @@ from cryptography.fernet import Fernet
 from bench._support import BOT_TOKEN, SIGNING_SECRET, Fakes
 from bench.submit import drain, postgres_pending
 from bot.bitrix24 import Bitrix24Client, ClientConfig, OutgoingEmail, parse_webhook_url
+from bot.identity import SlackUser
 from bot.services import Services, build_services
 from bot.settings import Settings
 from bot.slack.clients import SlackClients
@@ -35,7 +36,6 @@ from bot.slack.render.status import status_message
 from bot.slack.wording import Texts
 from bot.store.base import utcnow
 from bot.store.db import create_engine
-from bot.store.links import SlackUser
 from bot.store.listen import asyncpg_dsn
 from bot.store.migrations import upgrade
 from bot.store.models import OutboxEmail

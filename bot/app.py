@@ -16,20 +16,20 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import event
 from sqlalchemy.orm import ORMExecuteState, Session, object_session
 
+from bot.identity import SlackUser
 from bot.mail.linking import LinkService
 from bot.services import Services
 from bot.settings import ConfigurationError
 from bot.slack import oauth as slack_oauth
+from bot.slack.clients import SLACK_API_DEFAULT
 from bot.slack.error_handler import handle_listener_error
 from bot.slack.listeners import register_all
 from bot.store.crypto import SecretBox
 from bot.store.db import SessionFactory
-from bot.store.links import LinkRepository, SlackUser
+from bot.store.links import LinkRepository
 from bot.store.models import Link
 
 log = logging.getLogger(__name__)
-
-SLACK_API_DEFAULT = "https://slack.com/api/"
 
 
 def create_app(services: Services) -> AsyncApp:

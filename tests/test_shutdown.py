@@ -17,11 +17,11 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.bitrix24 import Bitrix24Client, ClientConfig
+from bot.identity import SlackUser
 from bot.mail.compose import ValidEmail
 from bot.settings import normalize_database_url
 from bot.store.crypto import SecretBox
 from bot.store.db import create_engine
-from bot.store.links import SlackUser
 from tests.fakes.bitrix24_portal import SEND, FakePortal
 from tests.fakes.slack_api import FakeSlack
 from tests.mail.test_delivery import Setup, linked, run_until

@@ -29,12 +29,12 @@ from bot.bitrix24 import (
     SendFailed,
     TransportError,
 )
+from bot.identity import SlackUser
 from bot.logs import correlation
 from bot.mail.errors import MailError
 from bot.mail.linking import LinkService
 from bot.mail.wakeup import Wakeup
 from bot.store.base import utcnow
-from bot.store.links import SlackUser
 from bot.store.models import OutboxEmail
 from bot.store.outbox import OutboxRepository
 

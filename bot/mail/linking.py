@@ -12,10 +12,11 @@ from bot.bitrix24 import (
     WebhookCredentials,
     parse_webhook_url,
 )
+from bot.identity import SlackUser
 from bot.mail.errors import ConnectTimedOut, LinkUnreadable, NoSenders, NotLinked
 from bot.store.base import utcnow
 from bot.store.crypto import SecretDecryptionError
-from bot.store.links import LinkRepository, SlackUser
+from bot.store.links import LinkRepository
 from bot.store.models import Link
 
 log = logging.getLogger(__name__)

@@ -15,11 +15,11 @@ from html.parser import HTMLParser
 from typing import Any
 
 from bot.bitrix24 import Bitrix24Client, Message, MessageFilter, MessagePage
+from bot.identity import SlackUser
 from bot.mail.addresses import Address, parse_address_list
 from bot.mail.errors import MailError
 from bot.mail.linking import LinkService
 from bot.store.cards import CardRepository, NewCard
-from bot.store.links import SlackUser
 from bot.store.models import EmailCard
 
 INBOX_PAGE_SIZE = 10

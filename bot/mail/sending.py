@@ -7,11 +7,11 @@ import logging
 import weakref
 from datetime import timedelta
 
+from bot.identity import SlackUser
 from bot.mail.compose import ValidEmail
 from bot.mail.errors import EmailNotFound, SendingCapReached
 from bot.mail.wakeup import Wakeup
 from bot.store.base import utcnow
-from bot.store.links import SlackUser
 from bot.store.models import OutboxEmail
 from bot.store.outbox import CapReached, NewEmail, OutboxRepository
 

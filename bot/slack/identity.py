@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from bot.store.links import SlackUser
+from bot.identity import SlackUser
 
 
 class UnknownActor(ValueError):

@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING, Any
 from slack_sdk.errors import SlackApiError, SlackClientError
 from sqlalchemy.exc import IntegrityError
 
+from bot.identity import SlackUser
 from bot.slack.wording import DEFAULT_LOCALE, LANGUAGES, Texts
 from bot.store.base import utcnow
-from bot.store.links import SlackUser
 
 if TYPE_CHECKING:
     from slack_sdk.web.async_client import AsyncWebClient

@@ -7,7 +7,6 @@ request, never a link id from user input, so one user cannot reach another user'
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -15,19 +14,11 @@ from pydantic import SecretStr
 from sqlalchemy import Select, bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.identity import SlackUser
 from bot.store.base import utcnow
 from bot.store.crypto import SecretBox
 from bot.store.db import SessionFactory
 from bot.store.models import Link
-
-
-@dataclass(frozen=True, slots=True)
-class SlackUser:
-    """Who acts: the key of everything a user owns."""
-
-    team_id: str
-    user_id: str
-    enterprise_id: str = ""
 
 
 class LinkRepository:

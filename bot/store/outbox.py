@@ -23,9 +23,9 @@ from sqlalchemy.sql.dml import Update
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import Select
 
+from bot.identity import SlackUser
 from bot.store.base import utcnow
 from bot.store.db import SessionFactory
-from bot.store.links import SlackUser
 from bot.store.listen import OUTBOX_CHANNEL
 from bot.store.models import OutboxEmail
 

@@ -8,9 +8,9 @@ from sqlalchemy import Integer, Select, String, UniqueConstraint, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from bot.identity import SlackUser
 from bot.store.base import Base, UTCDateTime, utcnow
 from bot.store.db import SessionFactory
-from bot.store.links import SlackUser
 from bot.store.models import SLACK_ID
 
 

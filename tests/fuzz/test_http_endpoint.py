@@ -18,8 +18,8 @@ from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.bitrix24 import credentials
+from bot.identity import SlackUser
 from bot.slack import ids
-from bot.store.links import SlackUser
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.slack_requests import sign
 from tests.support.app import SIGNING_SECRET, running_app

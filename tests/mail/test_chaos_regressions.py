@@ -15,12 +15,12 @@ import pytest
 from sqlalchemy.exc import InterfaceError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.identity import SlackUser
 from bot.mail.wakeup import Wakeup
 from bot.slack.clients import SlackClients
 from bot.slack.notifier import StatusNotifier
 from bot.store.base import utcnow
 from bot.store.db import create_session_factory
-from bot.store.links import SlackUser
 from bot.store.models import OutboxEmail
 from bot.store.outbox import NewEmail, OutboxRepository
 from tests.fakes.slack_api import FakeSlack

@@ -12,6 +12,7 @@ from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.bitrix24 import Bitrix24Client, ClientConfig, OutgoingEmail
+from bot.identity import SlackUser
 from bot.mail.compose import ValidEmail
 from bot.mail.delivery import DeliveryConfig, DeliveryWorker, backoff_delay
 from bot.mail.linking import LinkService
@@ -19,7 +20,7 @@ from bot.mail.sending import SendingService
 from bot.mail.wakeup import Wakeup
 from bot.store.crypto import SecretBox
 from bot.store.db import create_engine, create_session_factory
-from bot.store.links import LinkRepository, SlackUser
+from bot.store.links import LinkRepository
 from bot.store.outbox import OutboxRepository
 from tests.fakes.bitrix24_portal import FakePortal
 

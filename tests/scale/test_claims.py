@@ -7,9 +7,9 @@ from datetime import timedelta
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.identity import SlackUser
 from bot.store.base import utcnow
 from bot.store.db import create_session_factory
-from bot.store.links import SlackUser
 from bot.store.models import OutboxEmail
 from bot.store.outbox import NewEmail, OutboxRepository
 

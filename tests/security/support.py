@@ -11,9 +11,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.identity import SlackUser
 from bot.slack import ids
 from bot.store.base import Base
-from bot.store.links import SlackUser
 from tests.fakes.bitrix24_portal import FakePortal, FakeUser
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.slack_requests import rich_text_input, text_input, view_submission

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.identity import SlackUser
 from bot.mail.compose import ValidEmail
 from bot.slack import ids
-from bot.store.links import SlackUser
 from bot.store.models import OutboxEmail
 from tests.fakes.bitrix24_portal import FakePortal
 from tests.fakes.slack_api import FakeSlack

@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.identity import SlackUser
 from bot.settings import Settings
 from bot.slack import ids
 from bot.store.base import utcnow
-from bot.store.links import SlackUser
 from bot.store.models import OutboxEmail
 from tests.fakes.bitrix24_portal import FakePortal
 from tests.fakes.slack_api import FakeSlack

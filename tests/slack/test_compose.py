@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.identity import SlackUser
 from bot.slack import ids
-from bot.store.links import SlackUser
 from bot.store.models import OutboxEmail
 from tests.fakes.bitrix24_portal import FakePortal, FakeUser
 from tests.fakes.slack_api import FakeSlack

@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.identity import SlackUser
 from bot.slack import ids
-from bot.store.links import SlackUser
 from bot.store.models import EmailCard
 from tests.fakes.bitrix24_portal import FakePortal, FakeUser
 from tests.fakes.slack_api import FakeSlack, ResponsePost

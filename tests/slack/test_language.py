@@ -18,12 +18,12 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.background import Background
+from bot.identity import SlackUser
 from bot.slack import ids
 from bot.slack.clients import SlackClients
 from bot.slack.language import LanguageService, language_of_locale, parse_choice
 from bot.store.base import utcnow
 from bot.store.db import create_session_factory
-from bot.store.links import SlackUser
 from bot.store.preferences import PreferenceRepository, UserPreference
 from tests.fakes import bitrix24_portal as fake_portal
 from tests.fakes.bitrix24_portal import FakePortal

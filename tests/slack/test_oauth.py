@@ -25,6 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.app import create_app
+from bot.identity import SlackUser
 from bot.logs import RedactingFormatter
 from bot.mail.compose import ValidEmail
 from bot.runtime import check, rotate_keys
@@ -39,7 +40,6 @@ from bot.slack.oauth import (
 )
 from bot.store.base import Base
 from bot.store.crypto import SecretBox
-from bot.store.links import SlackUser
 from bot.store.models import OutboxEmail
 from bot.worker import Worker
 from tests.fakes.bitrix24_portal import FakePortal

@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.identity import SlackUser
 from bot.store.cards import CardRepository, NewCard
-from bot.store.links import SlackUser
 from bot.store.models import EmailCard, OutboxEmail
 from bot.store.outbox import FAILED
 from bot.store.preferences import PreferenceRepository, UserPreference

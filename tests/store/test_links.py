@@ -8,9 +8,10 @@ from pydantic import SecretStr
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.identity import SlackUser
 from bot.store.crypto import SecretBox, SecretDecryptionError
 from bot.store.db import create_session_factory
-from bot.store.links import LinkRepository, SlackUser
+from bot.store.links import LinkRepository
 from bot.store.models import Link
 
 CODE = "a1b2c3d4e5f6g7h8"

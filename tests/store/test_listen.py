@@ -8,9 +8,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.identity import SlackUser
 from bot.store.base import utcnow
 from bot.store.db import create_session_factory
-from bot.store.links import SlackUser
 from bot.store.listen import OUTBOX_CHANNEL, asyncpg_dsn, listen
 from bot.store.outbox import NewEmail, OutboxRepository
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from bot.identity import SlackUser
 from bot.slack.command_text import Command
 from bot.slack.metadata import ViewOrigin
 from bot.slack.wording import Texts
-from bot.store.links import SlackUser
 
 if TYPE_CHECKING:
     from slack_bolt.async_app import AsyncAck, AsyncRespond

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from bot.identity import SlackUser
 from bot.mail.addresses import parse_address_list
 from bot.mail.compose import FieldProblem, ValidEmail
 from bot.mail.errors import MailError
@@ -19,7 +20,6 @@ from bot.slack.render.connect import connect_prompt
 from bot.slack.render.status import history_blocks
 from bot.slack.slack_calls import open_view_or_explain
 from bot.slack.wording import Texts
-from bot.store.links import SlackUser
 
 if TYPE_CHECKING:
     from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond

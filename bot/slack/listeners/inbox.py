@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.bitrix24 import Bitrix24Error
+from bot.identity import SlackUser
 from bot.mail.errors import MailError
 from bot.mail.replying import parse_message_id
 from bot.slack import ids
@@ -24,7 +25,6 @@ from bot.slack.render.connect import connect_prompt, escape_mrkdwn
 from bot.slack.render.inbox import InboxPosition, inbox_blocks
 from bot.slack.wording import Texts
 from bot.store.cards import NewCard
-from bot.store.links import SlackUser
 
 if TYPE_CHECKING:
     from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.bitrix24 import AccessDenied, Bitrix24Error, Message, NotFound
+from bot.identity import SlackUser
 from bot.mail.compose import ValidEmail
 from bot.mail.errors import MailError
 from bot.mail.replying import (
@@ -45,7 +46,6 @@ from bot.slack.render.reply import (
 from bot.slack.slack_calls import open_view_or_explain
 from bot.slack.view_state import selected_value
 from bot.slack.wording import Texts
-from bot.store.links import SlackUser
 
 if TYPE_CHECKING:
     from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond

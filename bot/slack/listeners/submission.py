@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from bot.identity import SlackUser
 from bot.mail.compose import ComposeInput, ValidEmail, validate_compose
 from bot.mail.errors import SendingCapReached
 from bot.mail.richtext import collect_mentions
@@ -18,7 +19,6 @@ from bot.slack.view_state import (
     text_value,
 )
 from bot.slack.wording import Texts
-from bot.store.links import SlackUser
 
 if TYPE_CHECKING:
     from slack_bolt.async_app import AsyncAck
