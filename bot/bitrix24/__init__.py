@@ -45,8 +45,6 @@ from .errors import (
     ValidationCause,
     ValidationFailed,
     WebhookURLError,
-    error_from_response,
-    redact,
 )
 from .limiter import LeakyBucket, PortalLimiters, shared_limiters
 from .models import (
@@ -58,7 +56,8 @@ from .models import (
     Sender,
     SendResult,
 )
-from .redaction import RedactingFilter, install_log_redaction
+from .redaction import RedactingFilter, install_log_redaction, redact
+from .responses import error_from_response
 
 __all__ = [
     "AccessDenied",

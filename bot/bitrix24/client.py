@@ -29,8 +29,6 @@ from .errors import (
     TransportError,
     UnexpectedResponse,
     WebhookURLError,
-    error_from_response,
-    parse_reset_at,
 )
 from .limiter import PortalLimiters, shared_limiters
 from .models import (
@@ -44,6 +42,7 @@ from .models import (
 )
 from .pinning import ForbiddenAddress, pinned_transport
 from .redaction import install_log_redaction
+from .responses import error_from_response, parse_reset_at
 
 __all__ = ["Bitrix24Client", "ClientConfig"]
 
