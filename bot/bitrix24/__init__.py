@@ -1,6 +1,7 @@
 """Async client for the Bitrix24 REST 3.0 mail methods: a leaf that knows nothing of Slack or SQL."""
 
-from .client import Bitrix24Client, ClientConfig
+from .client import Bitrix24Client
+from .config import ClientConfig
 from .credentials import (
     Credentials,
     OAuthCredentials,
