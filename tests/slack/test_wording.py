@@ -47,7 +47,7 @@ from bot.slack.render.status import history_blocks, status_message
 from bot.slack.wording import CATALOGUES, LANGUAGES, Texts, catalogue_path
 from bot.store.models import OutboxEmail
 from bot.store.outbox import OutboxStatus
-from tests.fakes.slack_api import block_errors
+from tests.fakes.block_kit import block_errors
 
 ROOT = Path(__file__).resolve().parents[2]
 MESSAGE_BLOCKS = 50
