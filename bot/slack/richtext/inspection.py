@@ -9,7 +9,7 @@ from bot.slack.richtext.tree import (
     CONTAINERS,
     INVISIBLE,
     Ctx,
-    atom_text,
+    leaf_text,
     link_parts,
     node_type,
     string,
@@ -37,11 +37,7 @@ def is_blank(block: Mapping[str, Any] | None) -> bool:
         kind = node_type(node)
         if kind in CONTAINERS:
             continue
-        if kind == "link":
-            text = link_parts(node)[0]
-        else:
-            atom = atom_text(node, ctx)
-            text = atom if atom is not None else string(node.get("text"))
+        text = link_parts(node)[0] if kind == "link" else leaf_text(node, ctx)
         if text.strip().strip(INVISIBLE).strip():
             return False
     return True

@@ -19,14 +19,13 @@ from bot.slack.richtext.tree import (
     MAX_LIST_OFFSET,
     Ctx,
     NameResolver,
-    atom_text,
     bounded_int,
     children,
+    leaf_text,
     link_parts,
     newlines,
     node_type,
     runs,
-    string,
     style_tags,
 )
 
@@ -173,11 +172,7 @@ class _HtmlRenderer:
                 else:
                     parts.append(inner)
                 continue
-            atom = atom_text(node, self.ctx)
-            if atom is None:  # "text", and unknown types that carry text
-                atom = newlines(string(node.get("text")))
-                if strip_last_newline and index == last and atom.endswith("\n"):
-                    atom = atom[:-1]
+            atom = leaf_text(node, self.ctx, strip_newline=strip_last_newline and index == last)
             parts.append(_wrap(_esc(atom, pre=pre), tags))
         return "".join(parts)
 

@@ -13,14 +13,13 @@ from bot.slack.richtext.tree import (
     MAX_LIST_OFFSET,
     Ctx,
     NameResolver,
-    atom_text,
     bounded_int,
     children,
+    leaf_text,
     link_parts,
     newlines,
     node_type,
     runs,
-    string,
 )
 
 
@@ -93,11 +92,7 @@ class _PlainRenderer:
                 else:
                     parts.append(label)
                 continue
-            atom = atom_text(node, self.ctx)
-            if atom is None:
-                atom = newlines(string(node.get("text")))
-                if strip_last_newline and index == last and atom.endswith("\n"):
-                    atom = atom[:-1]
+            atom = leaf_text(node, self.ctx, strip_newline=strip_last_newline and index == last)
             parts.append(newlines(atom))
         return "".join(parts)
 

@@ -156,6 +156,15 @@ def atom_text(node: Mapping[str, Any], ctx: Ctx) -> str | None:
     return None
 
 
+def leaf_text(node: Mapping[str, Any], ctx: Ctx, *, strip_newline: bool = False) -> str:
+    """Visible text of any leaf but a link; `strip_newline` drops a final newline."""
+    atom = atom_text(node, ctx)
+    if atom is not None:
+        return atom
+    text = newlines(string(node.get("text")))
+    return text[:-1] if strip_newline and text.endswith("\n") else text
+
+
 def safe_url(value: object) -> str | None:
     """Return the URL if it is http(s) or mailto once browser leniencies are undone, else None."""
     if not isinstance(value, str):
