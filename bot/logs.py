@@ -11,36 +11,19 @@ import contextlib
 import contextvars
 import json
 import logging
-import re
 import sys
 import uuid
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-# A Bitrix24 webhook path carries its secret code; tokens and keys have well-known shapes.
-# The path may be logged as pasted, percent-encoded (a form body), or with JSON-escaped slashes.
-_SLASH = r"(?:/|%2F|\\/)"
-_SECRET_PATTERNS = [
-    (
-        re.compile(rf"({_SLASH}rest{_SLASH}(?:api{_SLASH})?\d+{_SLASH})[A-Za-z0-9]{{4,}}", re.I),
-        r"\1***",
-    ),
-    (re.compile(r"\bxox[abpre]-[A-Za-z0-9-]+"), "xox*-***"),
-    (re.compile(r"\bxapp-[A-Za-z0-9-]+"), "xapp-***"),
-]
+from bot.bitrix24.redaction import redact
 
 LogFormat = Literal["text", "json"]
 
 _correlation: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "b24mail_correlation_id", default=None
 )
-
-
-def redact(text: str) -> str:
-    for pattern, replacement in _SECRET_PATTERNS:
-        text = pattern.sub(replacement, text)
-    return text
 
 
 def new_correlation_id() -> str:

@@ -31,7 +31,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.store.base import utcnow
-from bot.store.models import OutboxEmail
+from bot.store.models import OutboxEmail, OutboxStatus
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -67,7 +67,7 @@ STATUS_MESSAGES = Counter(
     ["outcome"],
 )
 
-_UNFINISHED = ("queued", "sending")
+_UNFINISHED = (OutboxStatus.QUEUED, OutboxStatus.SENDING)
 
 
 def multiprocess() -> bool:
@@ -94,7 +94,7 @@ async def read_outbox(engine: AsyncEngine) -> OutboxGauges:
             rows = (await connection.execute(statement)).all()
     except (SQLAlchemyError, OSError):
         return OutboxGauges(None, None)
-    by_status = dict.fromkeys(_UNFINISHED, 0)
+    by_status: dict[str, int] = dict.fromkeys(_UNFINISHED, 0)
     oldest: datetime | None = None
     for status, count, created in rows:
         by_status[status] = int(count)

@@ -299,7 +299,7 @@ async def rotate_keys(settings: Settings) -> int:
     engine = create_engine(settings.database_url)
     try:
         await upgrade(engine)
-        from bot.slack.oauth import EncryptedInstallationStore
+        from bot.slack.installations import EncryptedInstallationStore
 
         box = SecretBox(settings.secret_keys())
         repository = LinkRepository(sessions=create_session_factory(engine), box=box)

@@ -18,8 +18,9 @@ from bot.mail.sending import SendingService
 from bot.mail.wakeup import Wakeup
 from bot.settings import Settings
 from bot.slack.clients import SLACK_API_DEFAULT, SlackClients
+from bot.slack.installations import EncryptedInstallationStore
 from bot.slack.language import LanguageService
-from bot.slack.oauth import BotTokens, EncryptedInstallationStore
+from bot.slack.oauth import BotTokens
 from bot.slack.user_names import UserNames
 from bot.store.cards import CardRepository
 from bot.store.crypto import SecretBox

@@ -24,6 +24,7 @@ from bot.logs import CorrelationFilter, JsonFormatter, TextFormatter, correlatio
 from bot.services import build_services
 from bot.settings import Settings
 from bot.slack import ids
+from bot.store.outbox import OutboxStatus
 from bot.web import create_web_app, describe
 from bot.worker import Worker
 from tests.fakes.bitrix24_portal import FakePortal
@@ -60,7 +61,9 @@ async def until_sent_and_shown(app: RunningApp, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
         rows = await app.services.outbox.history(ALICE)
-        if rows and all(r.status == "sent" and r.notified_version == r.state_version for r in rows):
+        if rows and all(
+            r.status == OutboxStatus.SENT and r.notified_version == r.state_version for r in rows
+        ):
             return
         assert time.monotonic() < deadline, [(r.status, r.notified_version) for r in rows]
         await asyncio.sleep(0.02)

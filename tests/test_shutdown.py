@@ -22,6 +22,7 @@ from bot.mail.compose import ValidEmail
 from bot.settings import normalize_database_url
 from bot.store.crypto import SecretBox
 from bot.store.db import create_engine
+from bot.store.outbox import OutboxStatus
 from tests.fakes.bitrix24_portal import SEND, FakePortal
 from tests.fakes.slack_api import FakeSlack
 from tests.mail.test_delivery import Setup, linked, run_until
@@ -90,7 +91,7 @@ async def test_a_claimed_email_not_yet_handed_to_bitrix24_goes_back_to_the_queue
 
     stored = await setup.outbox.get(row.id)
     assert stored is not None
-    assert (stored.status, stored.lease_owner, stored.attempts) == ("queued", None, 0)
+    assert (stored.status, stored.lease_owner, stored.attempts) == (OutboxStatus.QUEUED, None, 0)
     assert [r for r in portal.requests if r.method_name == SEND] == []
     monkeypatch.setattr(setup.links, "require", require)
     await run_until(setup.worker(), lambda: len(portal.delivered) == 1)
@@ -118,7 +119,7 @@ async def test_a_send_still_in_flight_after_the_grace_period_is_left_to_its_leas
     assert took < 3.0, f"stopping took {took:.1f}s with a 0.5 s grace period"
     stored = await app.services.outbox.get(row.id)
     assert stored is not None
-    assert stored.status == "sending" and stored.lease_owner is not None
+    assert stored.status == OutboxStatus.SENDING and stored.lease_owner is not None
     assert app.worker is not None and stored.lease_owner == app.worker.delivery.owner
 
 
@@ -217,7 +218,7 @@ async def test_sigterm_to_a_worker_finishes_sends_in_flight_and_leaves_nothing_l
                 await first.await_log("worker running")
                 await _until(
                     engine,
-                    lambda rows: sum(r["status"] == "sending" for r in rows) == 8,
+                    lambda rows: sum(r["status"] == OutboxStatus.SENDING for r in rows) == 8,
                     timeout=10,
                     what="8 e-mails claimed",
                 )
@@ -234,19 +235,19 @@ async def test_sigterm_to_a_worker_finishes_sends_in_flight_and_leaves_nothing_l
 
                 rows = await _outbox(engine)
                 assert [r for r in rows if r["lease_owner"] is not None] == []
-                sent = {r["id"] for r in rows if r["status"] == "sent"}
+                sent = {r["id"] for r in rows if r["status"] == OutboxStatus.SENT}
                 assert sent, "no send was in flight when the worker was stopped"
                 assert sent == {d.idempotency_key for d in portal.delivered}
-                left = [r for r in rows if r["status"] != "sent"]
+                left = [r for r in rows if r["status"] != OutboxStatus.SENT]
                 # Not started: back in the queue as if never claimed.
                 assert {(r["status"], r["attempts"], r["error_code"]) for r in left} == {
-                    ("queued", 0, None)
+                    (OutboxStatus.QUEUED, 0, None)
                 }
                 # The statuses of what it sent were posted before it exited.
                 assert all(
                     r["notified_version"] == r["state_version"]
                     for r in rows
-                    if r["status"] == "sent"
+                    if r["status"] == OutboxStatus.SENT
                 )
 
                 portal.set_latency(0, phase="before")
@@ -254,7 +255,8 @@ async def test_sigterm_to_a_worker_finishes_sends_in_flight_and_leaves_nothing_l
                 await _until(
                     engine,
                     lambda rows: all(
-                        r["status"] == "sent" and r["notified_version"] == r["state_version"]
+                        r["status"] == OutboxStatus.SENT
+                        and r["notified_version"] == r["state_version"]
                         for r in rows
                     ),
                     timeout=30,

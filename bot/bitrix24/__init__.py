@@ -1,6 +1,7 @@
 """Async client for the Bitrix24 REST 3.0 mail methods: a leaf that knows nothing of Slack or SQL."""
 
-from .client import Bitrix24Client, ClientConfig
+from .client import Bitrix24Client
+from .config import ClientConfig
 from .credentials import (
     Credentials,
     OAuthCredentials,
@@ -45,8 +46,6 @@ from .errors import (
     ValidationCause,
     ValidationFailed,
     WebhookURLError,
-    error_from_response,
-    redact,
 )
 from .limiter import LeakyBucket, PortalLimiters, shared_limiters
 from .models import (
@@ -58,7 +57,8 @@ from .models import (
     Sender,
     SendResult,
 )
-from .redaction import RedactingFilter, install_log_redaction
+from .redaction import RedactingFilter, install_log_redaction, redact
+from .responses import error_from_response
 
 __all__ = [
     "AccessDenied",

@@ -1,9 +1,11 @@
-"""The async REST 3.0 mail client: requests, retries, rate limiting and the host check."""
+"""The async REST 3.0 mail client: the typed mail methods, and when a failed call is tried again.
+
+One exchange with the portal (host check, limiter, POST, the answer read) is ``transport``'s.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import random
 import re
@@ -11,26 +13,19 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from .credentials import Credentials, Resolver, WebhookCredentials, ensure_public_host
+from .config import ClientConfig
+from .credentials import Credentials, Resolver, WebhookCredentials
 from .errors import (
-    Bitrix24Error,
-    ConnectionDropped,
-    PortalTimeout,
     PortalUnavailable,
-    PortalUnreachable,
     RateLimited,
     TransportError,
     UnexpectedResponse,
-    WebhookURLError,
-    error_from_response,
-    parse_reset_at,
 )
 from .limiter import PortalLimiters, shared_limiters
 from .models import (
@@ -42,10 +37,10 @@ from .models import (
     Sender,
     SendResult,
 )
-from .pinning import ForbiddenAddress, pinned_transport
 from .redaction import install_log_redaction
+from .transport import PortalRequest, PortalTransport
 
-__all__ = ["Bitrix24Client", "ClientConfig"]
+__all__ = ["Bitrix24Client"]
 
 logger = logging.getLogger("bot.bitrix24")
 
@@ -61,48 +56,6 @@ _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]{0,253}[\x21-\x7e])?")
 _KEY_LOCKS: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
 _HOST_CACHE_PRUNE_AT = 1024
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ClientConfig:
-    """Timeouts (seconds), rate limit, retry and host-check settings of a Bitrix24Client."""
-
-    connect_timeout: float = 5.0
-    read_timeout: float = 30.0
-    write_timeout: float = 10.0
-    pool_timeout: float = 10.0
-    rate: float = 2.0
-    burst: int = 50
-    limiter_enabled: bool = True
-    rate_limit_retries: int = 5
-    backoff_base: float = 0.5
-    backoff_max: float = 10.0
-    transport_retries: int = 2
-    # How long the portal may keep running one request (Bitrix24: 60 s). A write whose outcome
-    # is unknown (time-out, dropped connection) may still be running there, and two requests
-    # with one Idempotency-Key at the same moment may both run; so it is retried only once
-    # this much time has passed since that attempt started.
-    portal_request_limit: float = 60.0
-    host_check_ttl: float = 60.0
-    user_agent: str = "b24mail"
-
-    def __post_init__(self) -> None:
-        for name in ("connect_timeout", "read_timeout", "write_timeout", "pool_timeout", "rate"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive")
-        if self.burst < 1:
-            raise ValueError("burst must be at least 1")
-        for name in (
-            "rate_limit_retries",
-            "transport_retries",
-            "backoff_base",
-            "backoff_max",
-            "portal_request_limit",
-        ):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must not be negative")
-        if self.host_check_ttl < 0:
-            raise ValueError("host_check_ttl must not be negative")
 
 
 class Bitrix24Client:
@@ -127,23 +80,19 @@ class Bitrix24Client:
         rng: random.Random | None = None,
     ) -> None:
         self._config = config or ClientConfig()
-        self._owns_http = http is None
-        # Our own client connects only to addresses checked at connect time (no DNS rebinding);
-        # credentials allowed to reach local portals (testing) use a plain one. An injected
-        # client (tests) gets the check before each call only.
-        self._http = http or self._new_http(pinned_transport(resolver=resolver))
-        self._http_insecure: httpx.AsyncClient | None = http
         if limiters is None:
             limiters = shared_limiters(rate=self._config.rate, burst=self._config.burst)
         self._limiters = limiters
-        self._resolver = resolver
         self._sleep = sleep or asyncio.sleep
         self._clock = clock or time.monotonic
         self._rng = rng or random.SystemRandom()
-        # host -> (expires at, forbidden?)
-        self._host_verdicts: dict[str, tuple[float, bool]] = {}
-        # (caller identity, method) -> the `operating_reset_at` of the last successful answer
-        self._reset_at: dict[tuple[str, str], datetime] = {}
+        self._transport = PortalTransport(
+            config=self._config,
+            http=http,
+            limiters=limiters,
+            resolver=resolver,
+            clock=self._clock,
+        )
         install_log_redaction()
 
     @property
@@ -163,25 +112,7 @@ class Bitrix24Client:
 
     async def aclose(self) -> None:
         """Close the HTTP clients this object created."""
-        if self._owns_http:
-            await self._http.aclose()
-            if self._http_insecure is not None:
-                await self._http_insecure.aclose()
-
-    def _new_http(self, transport: httpx.AsyncBaseTransport | None) -> httpx.AsyncClient:
-        return httpx.AsyncClient(
-            transport=transport,
-            follow_redirects=False,
-            timeout=self._timeout(None),
-            headers={"User-Agent": self._config.user_agent},
-        )
-
-    def _http_for(self, creds: Credentials) -> httpx.AsyncClient:
-        if not creds.allow_insecure:
-            return self._http
-        if self._http_insecure is None:
-            self._http_insecure = self._new_http(None)
-        return self._http_insecure
+        await self._transport.aclose()
 
     # --- the mail methods --------------------------------------------------------------
 
@@ -380,30 +311,25 @@ class Bitrix24Client:
                 raise ValueError("idempotency_key must be 1-255 printable ASCII characters")
             headers["Idempotency-Key"] = idempotency_key
         url, body = _target(creds, method, params)
+        request = PortalRequest(creds, method, url, body, headers, timeout)
         retry = _RetryRule(repeatable=read_only or idempotency_key is not None, write=not read_only)
         if idempotency_key is None:
-            return await self._with_retries(creds, method, url, body, headers, retry, timeout)
+            return await self._with_retries(request, retry)
         async with _key_lock(idempotency_key):
-            return await self._with_retries(creds, method, url, body, headers, retry, timeout)
+            return await self._with_retries(request, retry)
 
     async def _with_retries(
-        self,
-        creds: Credentials,
-        method: str,
-        url: str,
-        body: dict[str, Any],
-        headers: dict[str, str],
-        retry: _RetryRule,
-        timeout: float | None,
+        self, request: PortalRequest, retry: _RetryRule
     ) -> tuple[Any, httpx.Headers]:
         config = self._config
+        creds, method = request.creds, request.method
         rate_retries = other_retries = 0
         attempt = 0
         while True:
             attempt += 1
             started = self._clock()
             try:
-                return await self._attempt(creds, method, url, body, headers, timeout, attempt)
+                return await self._transport.post(request, attempt)
             except RateLimited as err:
                 # The portal's bucket is full, maybe through other clients: pace from here.
                 if config.limiter_enabled:
@@ -435,109 +361,6 @@ class Bitrix24Client:
                 delay,
             )
             await self._sleep(delay)
-
-    async def _attempt(
-        self,
-        creds: Credentials,
-        method: str,
-        url: str,
-        body: dict[str, Any],
-        headers: dict[str, str],
-        timeout: float | None,
-        attempt: int,
-    ) -> tuple[Any, httpx.Headers]:
-        if not creds.allow_insecure:
-            await self._check_host(creds.host)
-        if self._config.limiter_enabled:
-            await self._limiters.acquire(creds.host)
-        started = self._clock()
-        try:
-            response = await self._http_for(creds).post(
-                url,
-                json=body,
-                headers=headers,
-                timeout=self._timeout(timeout),
-                follow_redirects=False,
-            )
-        except httpx.HTTPError as exc:
-            logger.debug(
-                "bitrix24 POST %s %s failed after %.3fs: %s (attempt %d)",
-                creds.host,
-                method,
-                self._clock() - started,
-                type(exc).__name__,
-                attempt,
-            )
-            raise _transport_error(exc, creds.host, method) from exc
-        logger.debug(
-            "bitrix24 POST %s %s -> %d in %.3fs (attempt %d)",
-            creds.host,
-            method,
-            response.status_code,
-            self._clock() - started,
-            attempt,
-        )
-        return self._result(creds, method, response), response.headers
-
-    def _result(self, creds: Credentials, method: str, response: httpx.Response) -> Any:
-        status = response.status_code
-        data: Any = None
-        if not 300 <= status < 400:
-            try:
-                data = response.json()
-            except ValueError:
-                data = None
-        has_error = isinstance(data, Mapping) and "error" in data
-        if 200 <= status < 300 and not has_error:
-            if isinstance(data, Mapping) and "result" in data:
-                self._remember_reset(_identity(creds), method, data.get("time"))
-                return data["result"]
-            raise UnexpectedResponse(host=creds.host, method=method, http_status=status)
-        raise error_from_response(
-            status,
-            response.headers,
-            data if data is not None else response.content,
-            host=creds.host,
-            method=method,
-            reset_at=self._reset_at.get((_identity(creds), method)),
-        )
-
-    def _remember_reset(self, identity: str, method: str, timing: Any) -> None:
-        if isinstance(timing, Mapping):
-            reset_at = parse_reset_at(timing.get("operating_reset_at"))
-            if reset_at is not None:
-                self._reset_at[(identity, method)] = reset_at
-
-    async def _check_host(self, host: str) -> None:
-        now = self._clock()
-        cached = self._host_verdicts.get(host)
-        if cached is not None and cached[0] > now:
-            if cached[1]:
-                raise WebhookURLError("webhook_forbidden_host", host=host)
-            return
-        if len(self._host_verdicts) >= _HOST_CACHE_PRUNE_AT:
-            self._host_verdicts = {h: v for h, v in self._host_verdicts.items() if v[0] > now}
-        expires = now + self._config.host_check_ttl
-        try:
-            async with asyncio.timeout(self._config.connect_timeout):
-                await ensure_public_host(host, resolver=self._resolver)
-        except TimeoutError as exc:
-            raise PortalUnreachable(
-                "The portal's host name did not resolve in time", host=host
-            ) from exc
-        except WebhookURLError:
-            self._host_verdicts[host] = (expires, True)
-            raise
-        self._host_verdicts[host] = (expires, False)
-
-    def _timeout(self, read: float | None) -> httpx.Timeout:
-        config = self._config
-        return httpx.Timeout(
-            connect=config.connect_timeout,
-            read=read if read is not None else config.read_timeout,
-            write=config.write_timeout,
-            pool=config.pool_timeout,
-        )
 
     def _backoff(self, retry: int) -> float:
         """Exponential back-off with full jitter."""
@@ -574,31 +397,6 @@ class _RetryRule:
     write: bool
 
 
-def _transport_error(exc: httpx.HTTPError, host: str, method: str) -> Bitrix24Error:
-    context: dict[str, Any] = {"host": host, "method": method}
-    if isinstance(exc.__cause__, ForbiddenAddress):
-        return WebhookURLError("webhook_forbidden_host", host=host)
-    if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
-        return PortalTimeout(
-            "The Bitrix24 portal did not accept the connection in time",
-            may_have_reached_portal=False,
-            **context,
-        )
-    if isinstance(exc, httpx.TimeoutException):
-        return PortalTimeout(**context)
-    if isinstance(exc, httpx.ConnectError | httpx.ProxyError | httpx.UnsupportedProtocol):
-        return PortalUnreachable(**context)
-    if isinstance(exc, httpx.DecodingError):
-        return UnexpectedResponse(**context)
-    if isinstance(exc, httpx.LocalProtocolError):
-        return UnexpectedResponse(
-            "The request to Bitrix24 could not be sent", may_have_reached_portal=False, **context
-        )
-    if isinstance(exc, httpx.TransportError):
-        return ConnectionDropped(**context)
-    return UnexpectedResponse(**context)
-
-
 def _items(result: Any, creds: Credentials, method: str) -> list[Any]:
     items = result.get("items") if isinstance(result, Mapping) else result
     if not isinstance(items, list):
@@ -625,10 +423,3 @@ def _pagination(page: int, limit: int, maximum: int) -> dict[str, int]:
     if _positive(limit, "limit") > maximum:
         raise ValueError(f"limit must be at most {maximum}")
     return {"page": _positive(page, "page"), "limit": limit}
-
-
-def _identity(creds: Credentials) -> str:
-    """Who calls, without the secret: the portal's time budget is kept per webhook/app."""
-    secret = creds.code if isinstance(creds, WebhookCredentials) else creds.access_token
-    digest = hashlib.sha256(secret.get_secret_value().encode()).hexdigest()[:16]
-    return f"{creds.host}|{getattr(creds, 'user_id', '')}|{digest}"

@@ -1,20 +1,56 @@
-"""Keeps webhook codes out of httpx's request log lines."""
+"""The one list of secret shapes masked everywhere text may leave the process.
+
+Error messages (``bot.bitrix24.errors``), httpx's request log lines (``RedactingFilter``) and
+every formatted log line (``bot.logs``) all go through :func:`redact`, so a shape added here
+is masked on every path. It lives in this leaf because the leaf may import nothing of the
+project, while ``bot.logs`` may import the leaf.
+"""
 
 from __future__ import annotations
 
 import logging
+import re
 
-from .errors import redact
+__all__ = ["RedactingFilter", "install_log_redaction", "redact"]
 
-__all__ = ["RedactingFilter", "install_log_redaction"]
+# A webhook's code sits in the path after the user id. The path may turn up as pasted,
+# percent-encoded (a form body) or with JSON-escaped slashes, so a slash is any of the three
+# and the code ends at the next one, however spelled.
+_SLASH = r"(?:/|%2F|\\/)"
+_WEBHOOK_CODE = re.compile(
+    rf"({_SLASH}rest{_SLASH}(?:api{_SLASH})?\d+{_SLASH})"
+    r"""[^/\s?#"'<>]+?(?=%2F|\\/|[/\s?#"'<>]|$)""",
+    re.IGNORECASE,
+)
+# OAuth tokens may ride in the query string of a Bitrix24 call.
+_TOKEN_IN_QUERY = re.compile(
+    r"""([?&](?:auth|access_token|refresh_token)=)[^&\s"'<>#]+""", re.IGNORECASE
+)
+# Slack bot, user, refresh and app-level tokens have well-known prefixes.
+_SLACK_TOKEN = re.compile(r"\bxox[abpre]-[A-Za-z0-9-]+")
+_SLACK_APP_TOKEN = re.compile(r"\bxapp-[A-Za-z0-9-]+")
+
+_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (_WEBHOOK_CODE, r"\1***"),
+    (_TOKEN_IN_QUERY, r"\1***"),
+    (_SLACK_TOKEN, "xox*-***"),
+    (_SLACK_APP_TOKEN, "xapp-***"),
+)
 
 # httpx logs "HTTP Request: POST https://host/rest/api/1/CODE/method ..." at INFO, and a
 # webhook's code cannot be kept out of its URL path.
 _LOGGERS = ("httpx",)
 
 
+def redact(text: str) -> str:
+    """Replace webhook codes, OAuth tokens and Slack tokens in `text` with ``***``."""
+    for pattern, replacement in _PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
 class RedactingFilter(logging.Filter):
-    """Rewrites `/rest/[api/]<id>/<code>/` in a record's message to `/rest/[api/]<id>/***/`."""
+    """Rewrites a record's message with every secret masked, before any handler sees it."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from typing import Any
 
 from bot.mail.addresses import AddressList, count_recipients, parse_address_list
-from bot.mail.richtext import is_blank, rich_text_to_html, rich_text_to_plain
 
 SUBJECT_MAX = 250
 BODY_MAX_CHARS = 50_000
 
-NameResolver = Callable[[str], str | None]
+
+@dataclass(frozen=True, kw_only=True)
+class ComposedBody:
+    """A message body the Slack layer has already converted from its rich text."""
+
+    html: str  # what is sent
+    plain: str  # what the length cap counts
+    source: dict[str, Any]  # the rich_text block, kept to re-open the draft
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -23,7 +29,7 @@ class ComposeInput:
     cc: str = ""
     bcc: str = ""
     subject: str = ""
-    body: Mapping[str, Any] | None = None  # a Slack rich_text block
+    body: ComposedBody | None = None  # None when nothing visible was typed
 
 
 @dataclass(frozen=True)
@@ -51,8 +57,6 @@ def validate_compose(
     *,
     senders: Sequence[Mapping[str, Any]],
     max_recipients: int,
-    user_name: NameResolver | None = None,
-    channel_name: NameResolver | None = None,
     require_to: bool = True,
 ) -> ValidEmail | list[FieldProblem]:
     problems: list[FieldProblem] = []
@@ -83,11 +87,11 @@ def validate_compose(
                 "subject", "subject_too_long", {"length": len(subject), "cap": SUBJECT_MAX}
             )
         )
-    body = dict(form.body) if form.body is not None else None
-    if body is None or is_blank(body):
+    body = form.body
+    if body is None:
         problems.append(FieldProblem("body", "body_empty"))
     else:
-        length = len(rich_text_to_plain(body))
+        length = len(body.plain)
         if length > BODY_MAX_CHARS:
             problems.append(
                 FieldProblem("body", "body_too_long", {"length": length, "cap": BODY_MAX_CHARS})
@@ -100,8 +104,8 @@ def validate_compose(
         cc=_dedupe_across(lists["cc"], (lists["to"],)),
         bcc=_dedupe_across(lists["bcc"], (lists["to"], lists["cc"])),
         subject=subject,
-        body_html=rich_text_to_html(body, user_name=user_name, channel_name=channel_name),
-        body_source=body,
+        body_html=body.html,
+        body_source=body.source,
     )
 
 

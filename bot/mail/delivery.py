@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 import uuid
 from collections.abc import Callable
@@ -31,6 +30,7 @@ from bot.bitrix24 import (
 )
 from bot.identity import SlackUser
 from bot.logs import correlation
+from bot.mail.backoff import backoff_delay
 from bot.mail.errors import MailError
 from bot.mail.linking import LinkService
 from bot.mail.wakeup import Wakeup
@@ -52,14 +52,6 @@ class DeliveryConfig:
     backoff_base: float = 5.0
     backoff_max: float = 300.0
     overload_backoff: float = 120.0
-
-
-def backoff_delay(
-    attempt: int, *, base: float, cap: float, rng: Callable[[], float] = random.random
-) -> float:
-    """Exponential back-off with jitter: about base·2^(n-1), never above cap."""
-    raw = min(cap, base * 2.0 ** max(attempt - 1, 0))
-    return raw / 2 + rng() * raw / 2
 
 
 class DeliveryWorker:

@@ -21,13 +21,14 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot import metrics
+from bot.mail.backoff import backoff_delay
 from bot.mail.wakeup import Wakeup
 from bot.slack.clients import NotInstalled, SlackClients
 from bot.slack.render.status import status_message
 from bot.slack.wording import Texts
 from bot.store.base import utcnow
 from bot.store.models import OutboxEmail
-from bot.store.outbox import FAILED, OutboxRepository
+from bot.store.outbox import OutboxRepository, OutboxStatus
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ UNPOSTABLE = frozenset(
         "cant_post_in_thread",
     }
 )
+NOTIFY_BACKOFF_BASE = 2.0
 NOTIFY_BACKOFF_MAX = 600.0
 # After a workspace's token was refused, its other statuses are given up without asking Slack
 # again for this long (a reinstall with a new token is seen after it).
@@ -226,7 +228,7 @@ class StatusNotifier:
         return t("status_msg.dm_note", channel=channel, reason=t(reason_key))
 
     def _explain(self, t: Texts, row: OutboxEmail) -> str | None:
-        if row.status != FAILED or not row.error_code:
+        if row.status != OutboxStatus.FAILED or not row.error_code:
             return None
         if row.error_code == "gave_up":
             return t("error.gave_up", minutes=int(self._retry_window_minutes))
@@ -258,7 +260,9 @@ class StatusNotifier:
         delay = (
             retry_after
             if retry_after is not None
-            else min(NOTIFY_BACKOFF_MAX, 2.0 * (2 ** max(row.notify_attempts - 1, 0)))
+            else backoff_delay(
+                row.notify_attempts, base=NOTIFY_BACKOFF_BASE, cap=NOTIFY_BACKOFF_MAX, rng=None
+            )
         )
         metrics.STATUS_MESSAGES.labels("deferred").inc()
         await self._outbox.notify_later(row.id, at=utcnow() + timedelta(seconds=delay))

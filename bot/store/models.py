@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Index, Integer, String, Text, UniqueConstraint
@@ -43,6 +44,15 @@ class Link(Base):
         )
 
 
+class OutboxStatus(StrEnum):
+    """Where an e-mail of the outbox is: waiting, being sent under a lease, or done."""
+
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
 class OutboxEmail(Base):
     """An e-mail from the moment it is submitted until Bitrix24 confirms it (or it fails for good).
 
@@ -77,7 +87,7 @@ class OutboxEmail(Base):
     result_channel: Mapped[str] = mapped_column(String(SLACK_ID))
     result_thread_ts: Mapped[str | None] = mapped_column(String(SLACK_ID))
 
-    status: Mapped[str] = mapped_column(String(16), default="queued")
+    status: Mapped[str] = mapped_column(String(16), default=OutboxStatus.QUEUED)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     deadline_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -457,7 +457,7 @@ async def test_redirect_is_never_followed(
 async def test_own_http_client_never_follows_redirects() -> None:
     """The client it builds itself has redirects off, and is closed with it."""
     async with Bitrix24Client() as client:
-        http = client._http
+        http = client._transport.http
         assert http.follow_redirects is False
     assert http.is_closed
 

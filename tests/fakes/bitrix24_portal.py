@@ -20,13 +20,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import dataclasses
 import json
 import re
 import secrets
 import signal
-import socket
 import string
 import sys
 import threading
@@ -35,10 +33,14 @@ import traceback
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import httpx
+
+from tests.fakes.http_server import LoopbackServer
+from tests.fakes.http_server import drop_connection as _drop
+from tests.fakes.http_server import read_body as _read_body
 
 # ---------------------------------------------------------------------------------------------
 # Error codes. REST 3.0 codes are spelled as in b24restdocs `api-reference/rest-v3.md`
@@ -355,30 +357,6 @@ def _method_name(path: str) -> str | None:
     return route.method
 
 
-def _read_body(handler: BaseHTTPRequestHandler) -> bytes:
-    if "chunked" in handler.headers.get("Transfer-Encoding", "").lower():
-        chunks = []
-        while True:
-            size_line = handler.rfile.readline(65537)
-            size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
-            if size == 0:
-                while handler.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
-                    pass  # skip trailers
-                break
-            chunks.append(handler.rfile.read(size))
-            handler.rfile.readline()
-        return b"".join(chunks)
-    length = int(handler.headers.get("Content-Length") or 0)
-    return handler.rfile.read(length) if length > 0 else b""
-
-
-def _drop(handler: BaseHTTPRequestHandler) -> None:
-    """Close the connection without a byte of response (the client sees a disconnect)."""
-    handler.close_connection = True
-    with contextlib.suppress(OSError):
-        handler.connection.shutdown(socket.SHUT_RDWR)
-
-
 def _write(handler: BaseHTTPRequestHandler, reply: _Reply) -> None:
     handler.send_response(reply.status)
     if reply.content_type and reply.body:
@@ -388,53 +366,6 @@ def _write(handler: BaseHTTPRequestHandler, reply: _Reply) -> None:
         handler.send_header(name, value)
     handler.end_headers()
     handler.wfile.write(reply.body)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, like the real portal behind nginx
-    server_version = "b24mail-fake-portal"
-    sys_version = ""
-    # Headers and body go out in two writes; without TCP_NODELAY every keep-alive response
-    # waits ~40 ms for the client's delayed ACK, which would make the suite slow.
-    disable_nagle_algorithm = True
-
-    def do_GET(self) -> None:
-        self.server.portal._dispatch(self, "GET")  # type: ignore[attr-defined]
-
-    def do_POST(self) -> None:
-        self.server.portal._dispatch(self, "POST")  # type: ignore[attr-defined]
-
-    def log_message(self, format: str, *args: Any) -> None:
-        # Silence per-request logging: tests read `portal.requests` instead.
-        return
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], portal: FakePortal) -> None:
-        self.portal = portal
-        # Open connections are tracked so stop() can cut idle keep-alive sockets of clients.
-        self.connections: set[socket.socket] = set()
-        self.connections_changed = threading.Condition()
-        super().__init__(address, _Handler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self.connections_changed:
-            self.connections.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        super().shutdown_request(request)
-        with self.connections_changed:
-            self.connections.discard(request)
-            self.connections_changed.notify_all()
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that timed out and hung up is part of the game, not a failure to print.
-        if isinstance(sys.exc_info()[1], OSError):
-            return
-        super().handle_error(request, client_address)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -459,8 +390,7 @@ class FakePortal:
         self._clock = clock or time.monotonic
         self._offset = 0.0
         self._initial_rate = (float(rate), int(burst))
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._server: LoopbackServer | None = None
         self._stopping = threading.Event()
 
         self._lock = threading.Lock()
@@ -494,15 +424,14 @@ class FakePortal:
         if self._server is not None:
             return self
         self._stopping.clear()
-        self._server = _Server((self._host, self._port), self)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            # stop() waits up to one poll interval; keep it short so fixtures stay fast.
-            kwargs={"poll_interval": 0.01},
-            name=f"fake-bitrix24-{self._server.server_address[1]}",
-            daemon=True,
-        )
-        self._thread.start()
+        # stop() waits up to one poll interval; keep it short so fixtures stay fast.
+        self._server = LoopbackServer(
+            (self._host, self._port),
+            self._dispatch,
+            name="fake-bitrix24",
+            software="b24mail-fake-portal",
+            poll_interval=0.01,
+        ).start()
         return self
 
     def stop(self) -> None:
@@ -510,17 +439,7 @@ class FakePortal:
         if server is None:
             return
         self._stopping.set()  # wake handlers sleeping in injected latency
-        server.shutdown()
-        server.server_close()
-        with server.connections_changed:
-            for conn in list(server.connections):
-                with contextlib.suppress(OSError):
-                    conn.shutdown(socket.SHUT_RDWR)
-            # Handler threads close their sockets themselves; wait so none outlive the test.
-            server.connections_changed.wait_for(lambda: not server.connections, timeout=2.0)
-        if self._thread is not None:
-            self._thread.join(timeout=2.0)
-            self._thread = None
+        server.stop()
 
     def __enter__(self) -> FakePortal:
         return self.start()

@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 
 from bot.mail.addresses import parse_single_address
 from bot.mail.compose import BODY_MAX_CHARS, SUBJECT_MAX, ComposeInput, ValidEmail, validate_compose
-from bot.mail.richtext import plain_text_to_html
-from tests.mail.test_richtext import assert_safe_html
-from tests.mail.test_richtext import blocks as rich_text_blocks
+from bot.slack.richtext import email_body, plain_text_to_html
+from tests.slack.richtext.helpers import assert_safe_html
+from tests.slack.richtext.helpers import blocks as rich_text_blocks
 
 SENDERS = [
     {"email": "anna@corp.example", "name": "Anna", "sender": "Anna <anna@corp.example>"},
@@ -68,10 +68,15 @@ def test_any_form_yields_field_problems_or_a_clean_email(
     sender: str | None, to: str, cc: str, bcc: str, subject: str, body: dict[str, Any] | None
 ) -> None:
     """Never raises; a valid result has one-line headers, real addresses, the cap kept, safe HTML."""
-    form = ComposeInput(sender=sender, to=to, cc=cc, bcc=bcc, subject=subject, body=body)
-    result = validate_compose(
-        form, senders=SENDERS, max_recipients=CAP, user_name=lambda u: f"<{u}>"
+    form = ComposeInput(
+        sender=sender,
+        to=to,
+        cc=cc,
+        bcc=bcc,
+        subject=subject,
+        body=email_body(body, user_name=lambda u: f"<{u}>"),
     )
+    result = validate_compose(form, senders=SENDERS, max_recipients=CAP)
     if isinstance(result, list):
         assert result
         assert {p.field for p in result} <= FIELDS
@@ -99,7 +104,9 @@ def test_body_length_cap_is_exact(length: int) -> None:
             {"type": "rich_text_section", "elements": [{"type": "text", "text": "x" * length}]}
         ],
     }
-    form = ComposeInput(sender="anna@corp.example", to="a@x.example", subject="s", body=body)
+    form = ComposeInput(
+        sender="anna@corp.example", to="a@x.example", subject="s", body=email_body(body)
+    )
     result = validate_compose(form, senders=SENDERS, max_recipients=CAP)
     if length <= BODY_MAX_CHARS:
         assert isinstance(result, ValidEmail)

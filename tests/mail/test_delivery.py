@@ -14,14 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.bitrix24 import Bitrix24Client, ClientConfig, OutgoingEmail
 from bot.identity import SlackUser
 from bot.mail.compose import ValidEmail
-from bot.mail.delivery import DeliveryConfig, DeliveryWorker, backoff_delay
+from bot.mail.delivery import DeliveryConfig, DeliveryWorker
 from bot.mail.linking import LinkService
 from bot.mail.sending import SendingService
 from bot.mail.wakeup import Wakeup
 from bot.store.crypto import SecretBox
 from bot.store.db import create_engine, create_session_factory
 from bot.store.links import LinkRepository
-from bot.store.outbox import OutboxRepository
+from bot.store.outbox import OutboxRepository, OutboxStatus
 from tests.fakes.bitrix24_portal import FakePortal
 
 ALICE = SlackUser(team_id="T0001", user_id="U0001")
@@ -123,7 +123,7 @@ async def test_worker_killed_after_claim_before_send_delivers_once_after_its_lea
     await run_until(setup.worker(), lambda: len(portal.delivered) == 1)
     stored = await setup.outbox.get(row.id)
     assert stored is not None
-    assert stored.status == "sent"
+    assert stored.status == OutboxStatus.SENT
     assert stored.attempts == 2
     assert [d.idempotency_key for d in portal.delivered] == [row.id]
 
@@ -145,7 +145,7 @@ async def test_worker_killed_after_sending_before_recording_is_not_sent_twice(
     await run_until(setup.worker(), lambda: any(r.replayed for r in portal.requests))
     stored = await setup.outbox.get(row.id)
     assert stored is not None
-    assert stored.status == "sent"
+    assert stored.status == OutboxStatus.SENT
     assert len(portal.delivered) == 1
 
 
@@ -176,7 +176,7 @@ async def test_transient_failures_are_retried_until_the_deadline_then_reported(
 
     async def done() -> bool:
         stored = await setup.outbox.get(row.id)
-        return stored is not None and stored.status == "failed"
+        return stored is not None and stored.status == OutboxStatus.FAILED
 
     state = {"done": False}
 
@@ -193,13 +193,6 @@ async def test_transient_failures_are_retried_until_the_deadline_then_reported(
     assert stored.error_code == "gave_up"
     assert stored.attempts >= 2  # retried at least once before giving up
     assert portal.delivered == []
-
-
-def test_backoff_grows_and_is_capped() -> None:
-    delays = [backoff_delay(n, base=5, cap=300, rng=lambda: 1.0) for n in range(1, 10)]
-    assert delays[:4] == [5, 10, 20, 40]
-    assert max(delays) == 300
-    assert backoff_delay(3, base=5, cap=300, rng=lambda: 0.0) == 10
 
 
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
@@ -233,4 +226,4 @@ async def test_two_workers_racing_over_200_rows_deliver_each_exactly_once(
     subjects = {d.subject for d in portal.delivered}
     assert len(subjects) == 200
     rows = await first.outbox.history(ALICE, limit=500)
-    assert Counter(r.status for r in rows) == {"sent": 200}
+    assert Counter(r.status for r in rows) == {OutboxStatus.SENT: 200}

@@ -11,7 +11,7 @@ from bot.identity import SlackUser
 from bot.store.base import utcnow
 from bot.store.db import create_session_factory
 from bot.store.models import OutboxEmail
-from bot.store.outbox import NewEmail, OutboxRepository
+from bot.store.outbox import NewEmail, OutboxRepository, OutboxStatus
 
 USER = SlackUser(team_id="T0001", user_id="U0001")
 
@@ -41,7 +41,9 @@ async def test_claims_never_take_more_than_their_limit(engine: AsyncEngine) -> N
     assert len(claimed) == 8
     async with engine.connect() as connection:
         sending = await connection.scalar(
-            select(func.count()).select_from(OutboxEmail).where(OutboxEmail.status == "sending")
+            select(func.count())
+            .select_from(OutboxEmail)
+            .where(OutboxEmail.status == OutboxStatus.SENDING)
         )
     assert sending == 8
     rest = await outbox.claim_due(owner="w2", lease=timedelta(seconds=30), limit=8)

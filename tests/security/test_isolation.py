@@ -18,6 +18,7 @@ from bot.identity import SlackUser
 from bot.mail.compose import ValidEmail
 from bot.slack import ids
 from bot.store.models import OutboxEmail
+from bot.store.outbox import OutboxStatus
 from tests.fakes.bitrix24_portal import FakePortal
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.slack_requests import block_actions
@@ -143,7 +144,9 @@ async def test_buttons_on_someone_elses_email_are_refused_and_reveal_nothing(
         before.attempts,
         before.state_version,
     )
-    assert owned.status == ("queued" if action == ids.RETRY_ACTION else "failed")
+    assert owned.status == (
+        OutboxStatus.QUEUED if action == ids.RETRY_ACTION else OutboxStatus.FAILED
+    )
 
 
 async def test_org_wide_install_without_a_team_goes_by_the_users_home_workspace(
@@ -173,6 +176,6 @@ async def test_org_wide_install_without_a_team_goes_by_the_users_home_workspace(
         await app.interactive(org_click("T0001", "home-team"))
         after_owner = await app.services.outbox.get(row.id)
     assert "cannot find that e-mail" in json.dumps(refusal.json)
-    assert after_intruder is not None and after_intruder.status == "failed"
-    assert after_owner is not None and after_owner.status == "queued"
+    assert after_intruder is not None and after_intruder.status == OutboxStatus.FAILED
+    assert after_owner is not None and after_owner.status == OutboxStatus.QUEUED
     assert slack.responses_to("home-team") == []

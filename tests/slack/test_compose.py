@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.identity import SlackUser
 from bot.slack import ids
 from bot.store.models import OutboxEmail
+from bot.store.outbox import OutboxStatus
 from tests.fakes.bitrix24_portal import FakePortal, FakeUser
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.slack_requests import (
@@ -312,7 +313,7 @@ async def test_retry_button_requeues_the_same_email_and_only_for_its_owner(
         assert (await app.interactive(intruder)).status_code == 200
         refusal = await slack.await_for_response(lambda r: "intruder" in r.url)
         assert "cannot find that e-mail" in json.dumps(refusal.json)
-        assert (await app.services.outbox.get(row.id)).status == "failed"
+        assert (await app.services.outbox.get(row.id)).status == OutboxStatus.FAILED
 
         owner = block_actions(
             action_id=ids.RETRY_ACTION,

@@ -32,12 +32,8 @@ from bot.runtime import check, rotate_keys
 from bot.services import build_services
 from bot.settings import ConfigurationError
 from bot.slack import installation_tables
-from bot.slack.oauth import (
-    BOT_SCOPES,
-    STATE_COOKIE,
-    EncryptedInstallationStore,
-    SignedStateStore,
-)
+from bot.slack.installations import EncryptedInstallationStore
+from bot.slack.oauth import BOT_SCOPES, STATE_COOKIE, SignedStateStore
 from bot.store.base import Base
 from bot.store.crypto import SecretBox
 from bot.store.models import OutboxEmail

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.identity import SlackUser
 from bot.store.cards import CardRepository, NewCard
 from bot.store.models import EmailCard, OutboxEmail
-from bot.store.outbox import FAILED
+from bot.store.outbox import OutboxStatus
 from bot.store.preferences import PreferenceRepository, UserPreference
 from bot.worker import Worker
 from tests.fakes.bitrix24_portal import FakePortal
@@ -133,7 +133,7 @@ async def wait_until(check: object, timeout: float = 10.0) -> None:
 async def settled(app: RunningApp, email_id: str) -> OutboxEmail | None:
     """The row once it failed and nothing about it is left to show in Slack."""
     row = await app.services.outbox.get(email_id)
-    if row and row.status == FAILED and row.notified_version == row.state_version:
+    if row and row.status == OutboxStatus.FAILED and row.notified_version == row.state_version:
         return row
     return None
 
@@ -161,7 +161,7 @@ async def test_queued_email_of_an_uninstalled_workspace_fails_visibly_and_the_st
             await worker.stop()
         history = await app.services.outbox.history(BOB)
     assert [(row.id, row.status, row.error_code) for row in history] == [
-        (queued.id, FAILED, "not_linked")
+        (queued.id, OutboxStatus.FAILED, "not_linked")
     ]
     # Nothing was posted with the revoked token (or any token) for the gone workspace.
     assert not slack.calls_to("chat.postMessage")

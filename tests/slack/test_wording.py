@@ -46,7 +46,8 @@ from bot.slack.render.reply import (
 from bot.slack.render.status import history_blocks, status_message
 from bot.slack.wording import CATALOGUES, LANGUAGES, Texts, catalogue_path
 from bot.store.models import OutboxEmail
-from tests.fakes.slack_api import block_errors
+from bot.store.outbox import OutboxStatus
+from tests.fakes.block_kit import block_errors
 
 ROOT = Path(__file__).resolve().parents[2]
 MESSAGE_BLOCKS = 50
@@ -376,16 +377,30 @@ def messages(t: Texts) -> dict[str, list[dict[str, Any]]]:
             t, host="corp.bitrix24.ru", b24_user_id=1, senders=[], last_checked=None, linked_at="x"
         ),
         "history": history_blocks(
-            t, [email_row(s, error_code=None) for s in ("queued", "sending", "sent", "failed")] * 3
+            t,
+            [
+                email_row(s, error_code=None)
+                for s in (
+                    OutboxStatus.QUEUED,
+                    OutboxStatus.SENDING,
+                    OutboxStatus.SENT,
+                    OutboxStatus.FAILED,
+                )
+            ]
+            * 3,
         ),
         "history_empty": history_blocks(t, []),
     }
-    for state in ("queued", "sent"):
+    for state in (OutboxStatus.QUEUED, OutboxStatus.SENT):
         out[f"status_{state}"] = status_message(t, email_row(state))[1]
     for code in ("rate_limited", "operation_time_limit", "timeout", "unknown_code"):
-        out[f"status_retrying_{code}"] = status_message(t, email_row("queued", error_code=code))[1]
+        out[f"status_retrying_{code}"] = status_message(
+            t, email_row(OutboxStatus.QUEUED, error_code=code)
+        )[1]
     for code in sorted(_error_codes()):
-        row = email_row("failed", error_code=code, error_detail="Ошибка портала: " + "x" * 1900)
+        row = email_row(
+            OutboxStatus.FAILED, error_code=code, error_detail="Ошибка портала: " + "x" * 1900
+        )
         note = t("status_msg.dm_note", channel="C0001", reason=t("post_reason.not_in_channel"))
         explanation = t.error(
             code, host=LONG_HOST, new_host=LONG_HOST, reset="14:05", cap=200, minutes=30

@@ -27,7 +27,6 @@ from bot.mail.replying import (
     parse_message_id,
     reply_all_cc,
 )
-from bot.mail.richtext import mrkdwn_to_rich_text
 from bot.slack import ids
 from bot.slack.errors import explain
 from bot.slack.identity import acting_user
@@ -43,6 +42,7 @@ from bot.slack.render.reply import (
     problem_modal,
     reply_modal,
 )
+from bot.slack.richtext import mrkdwn_to_rich_text
 from bot.slack.slack_calls import open_view_or_explain
 from bot.slack.view_state import selected_value
 from bot.slack.wording import Texts

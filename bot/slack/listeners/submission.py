@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 from bot.identity import SlackUser
 from bot.mail.compose import ComposeInput, ValidEmail, validate_compose
 from bot.mail.errors import SendingCapReached
-from bot.mail.richtext import collect_mentions
 from bot.slack import ids
 from bot.slack.metadata import ViewOrigin
 from bot.slack.render.compose import inline_errors
+from bot.slack.richtext import collect_mentions, email_body
 from bot.slack.view_state import (
     rich_text_value,
     selected_conversation,
@@ -39,21 +39,21 @@ async def checked_email(
     blocks: Mapping[str, str],
 ) -> ValidEmail | dict[str, str]:
     """The e-mail ready to queue, or the inline errors ({block_id: message}) to ack with."""
+    body = rich_text_value(view, blocks["body"], ids.BODY_ACTION)
+    mentioned, _channels = collect_mentions(body) if body else (set(), set())
+    resolved = await services.user_names.resolve(client, mentioned) if mentioned else {}
     form = ComposeInput(
         sender=selected_value(view, blocks["from"], ids.FROM_ACTION),
         to=text_value(view, blocks["to"], ids.ADDRESSES_ACTION),
         cc=text_value(view, blocks["cc"], ids.ADDRESSES_ACTION),
         bcc=text_value(view, blocks["bcc"], ids.ADDRESSES_ACTION),
         subject=text_value(view, blocks["subject"], ids.SUBJECT_ACTION),
-        body=rich_text_value(view, blocks["body"], ids.BODY_ACTION),
+        body=email_body(body, user_name=resolved.get),
     )
-    mentioned, _channels = collect_mentions(form.body) if form.body else (set(), set())
-    resolved = await services.user_names.resolve(client, mentioned) if mentioned else {}
     result = validate_compose(
         form,
         senders=link.senders,
         max_recipients=services.settings.b24mail_max_recipients,
-        user_name=resolved.get,
     )
     if isinstance(result, list):
         return inline_errors(t, result, blocks)

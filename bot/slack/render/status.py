@@ -13,7 +13,7 @@ from bot.slack.blocks import Block, actions, button, context, header, section
 from bot.slack.render.connect import escape_mrkdwn, slack_date
 from bot.slack.wording import Texts
 from bot.store.models import OutboxEmail
-from bot.store.outbox import FAILED, QUEUED, SENDING, SENT
+from bot.store.outbox import OutboxStatus
 
 SHOWN_RECIPIENTS = 3
 
@@ -27,10 +27,10 @@ def recipients_summary(t: Texts, addresses: Sequence[str]) -> str:
 
 
 def state_key(email: OutboxEmail) -> str:
-    if email.status in (QUEUED, SENDING) and email.error_code:
+    if email.status in (OutboxStatus.QUEUED, OutboxStatus.SENDING) and email.error_code:
         return "retrying"
-    if email.status in (QUEUED, SENDING):
-        return "queued"
+    if email.status in (OutboxStatus.QUEUED, OutboxStatus.SENDING):
+        return OutboxStatus.QUEUED
     return email.status
 
 
@@ -49,7 +49,7 @@ def status_message(
     blocks: list[Block] = []
     if dm_note:
         blocks.append(context(dm_note))
-    if key == "queued":
+    if key == OutboxStatus.QUEUED:
         text = t("status_msg.queued", subject=subject, sender=sender, recipients=recipients)
         blocks.append(section(text))
     elif key == "retrying":
@@ -65,7 +65,7 @@ def status_message(
             when=when,
         )
         blocks.append(section(text))
-    elif key == SENT:
+    elif key == OutboxStatus.SENT:
         sent_at = email.sent_at or email.updated_at
         text = t("status_msg.sent", subject=subject, sender=sender, when=_when(t, sent_at))
         blocks += [section(text), context(_counts(t, email), t("compose.to") + ": " + recipients)]
@@ -102,11 +102,11 @@ def status_message(
 def history_blocks(t: Texts, emails: Sequence[OutboxEmail]) -> list[Block]:
     if not emails:
         return [section(t("history.empty"))]
-    icons = {
-        QUEUED: ":outbox_tray:",
-        SENDING: ":outbox_tray:",
-        SENT: ":white_check_mark:",
-        FAILED: ":x:",
+    icons: dict[str, str] = {
+        OutboxStatus.QUEUED: ":outbox_tray:",
+        OutboxStatus.SENDING: ":outbox_tray:",
+        OutboxStatus.SENT: ":white_check_mark:",
+        OutboxStatus.FAILED: ":x:",
     }
     lines = [
         t(
