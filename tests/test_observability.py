@@ -20,7 +20,14 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.app import create_app
-from bot.logs import CorrelationFilter, JsonFormatter, TextFormatter, correlation
+from bot.logs import (
+    CorrelationFilter,
+    JsonFormatter,
+    TextFormatter,
+    correlation,
+    current_correlation_id,
+    new_correlation_id,
+)
 from bot.services import build_services
 from bot.settings import Settings
 from bot.slack import ids
@@ -329,3 +336,27 @@ def test_describe_names_the_request_never_user_text() -> None:
         "",
     )
     assert describe({"type": "something_new"}) == ("other", "")
+
+
+def test_correlation_ids_are_twelve_hex_digits_and_differ() -> None:
+    ids_ = {new_correlation_id() for _ in range(1000)}
+    assert len(ids_) == 1000
+    assert all(len(i) == 12 and int(i, 16) >= 0 and i == i.lower() for i in ids_)
+
+
+def test_correlation_blocks_nest_and_restore() -> None:
+    with correlation("outer") as outer:
+        with correlation("inner"):
+            assert current_correlation_id() == "inner"
+        assert (outer, current_correlation_id()) == ("outer", "outer")
+    assert current_correlation_id() is None
+
+
+def test_text_lines_carry_the_second_they_were_logged_in() -> None:
+    """The time is formatted once a second and cached: each line still gets its own second."""
+    formatter = TextFormatter()
+    for created in (1_000_000_000.2, 1_000_000_000.9, 1_000_000_001.0, 999_999_999.5):
+        record = logging.LogRecord("t", logging.INFO, __file__, 1, "m", (), None)
+        record.created = created
+        expected = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(created))
+        assert formatter.format(record).startswith(f"{expected} INFO t m")
