@@ -246,8 +246,17 @@ async def _log_request(
     so it carries the id itself; nothing is built when INFO is off."""
     if not log.isEnabledFor(logging.INFO):
         return
-    log.info(
+    # Made by hand, not by log.info(): that would walk the stack for the caller, which is this
+    # function (file and line given here); handlers and filters see the record as usual.
+    record = log.makeRecord(
+        log.name,
+        logging.INFO,
+        __file__,
+        _LOG_REQUEST_LINE,
         "slack request",
+        (),
+        None,
+        func="_log_request",
         extra={
             "correlation_id": correlation_id,
             "fields": {
@@ -259,6 +268,10 @@ async def _log_request(
             },
         },
     )
+    log.handle(record)
+
+
+_LOG_REQUEST_LINE = _log_request.__code__.co_firstlineno
 
 
 # What Bolt's request parsing raises on a body that is not a Slack payload: bad UTF-8 or JSON,
