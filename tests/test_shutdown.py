@@ -225,7 +225,8 @@ async def test_sigterm_to_a_worker_finishes_sends_in_flight_and_leaves_nothing_l
                 assert _metric(scrape, 'b24mail_queue_depth{status="sending"}') == 8
                 assert _metric(scrape, 'b24mail_queue_depth{status="queued"}') == EMAILS - 8
                 assert httpx.get(f"http://{HOST}:{metrics_port}/healthz").status_code == 200
-                await asyncio.sleep(0.3)  # the claimed sends are on their way to the portal
+                # A claimed send is waiting at the portal: the SIGTERM finds it in flight.
+                await portal.await_arrived(SEND, timeout=30)
 
                 code, took = await asyncio.to_thread(first.terminate, timeout=GRACE + 15)
                 assert code == 0, first.tail()

@@ -603,7 +603,8 @@ def test_latency_before_runs_late(portal: FakePortal, user: FakeUser, http: http
     # Other methods are not delayed: one answers while the send still waits (no clock read).
     assert call(http, user, "mail.mailbox.senders").status_code == 200
     assert portal.delivered == []  # still waiting, nothing ran yet
-    portal.wait_for_delivered(1, timeout=10)  # …but it does run after the wait
+    assert portal.arrived(SEND) == 1  # …though it did arrive
+    portal.wait_for_delivered(1, timeout=10)  # …and it does run after the wait
 
 
 def test_fail_next(portal: FakePortal, user: FakeUser, http: httpx.Client) -> None:
