@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+import time
 
-import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.mail import compose
 from bot.mail.compose import BODY_MAX_CHARS
 from bot.slack import ids
 from tests.fakes.bitrix24_portal import FakePortal
@@ -51,22 +49,16 @@ async def test_more_recipients_than_the_cap_are_refused_across_to_cc_and_bcc(
 
 
 async def test_an_oversized_body_gets_a_clear_inline_error_and_is_not_queued(
-    engine: AsyncEngine, slack: FakeSlack, portal: FakePortal, monkeypatch: pytest.MonkeyPatch
+    engine: AsyncEngine, slack: FakeSlack, portal: FakePortal
 ) -> None:
-    """One character over BODY_MAX_CHARS, or megabytes of it: the modal says how long and the
-    cap, and the body is never rendered to HTML (what keeps a huge one inside Slack's 3 s)."""
-    rendered: list[int] = []
-    render = compose.rich_text_to_html
-
-    def counting(value: Any, **kwargs: Any) -> str:
-        rendered.append(len(str(value)))
-        return render(value, **kwargs)
-
-    monkeypatch.setattr(compose, "rich_text_to_html", counting)
+    """One character over BODY_MAX_CHARS, or megabytes of it: the modal says how long and the cap."""
     async with running_app(engine=engine, slack=slack) as app:
         await link(app, portal)
         answers = []
         for view_id, length in (("VJUST", BODY_MAX_CHARS + 1), ("VHUGE", 2_000_000)):
+            # CPU time of this process (the app is served in it), not the wall clock: the work
+            # of other processes on a busy machine does not count against Slack's 3 seconds.
+            started = time.process_time()
             answers.append(
                 app.json(
                     await app.interactive(
@@ -74,13 +66,11 @@ async def test_an_oversized_body_gets_a_clear_inline_error_and_is_not_queued(
                     )
                 )
             )
-        refused_rendered = list(rendered)
+            assert time.process_time() - started < 2.5, "the ack must stay inside Slack's 3 seconds"
         at_cap = app.json(
             await app.interactive(compose_payload(_with_body("y" * BODY_MAX_CHARS), view_id="VCAP"))
         )
         rows = await count_rows(engine)
-    assert refused_rendered == []
-    assert len(rendered) == 1  # the body at the cap, once
     just_over, huge = (answer["errors"][ids.BODY_BLOCK] for answer in answers)
     assert f"too long ({BODY_MAX_CHARS + 1} characters, at most {BODY_MAX_CHARS})" in just_over
     assert f"too long (2000000 characters, at most {BODY_MAX_CHARS})" in huge
