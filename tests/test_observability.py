@@ -36,10 +36,10 @@ from bot.web import create_web_app, describe
 from bot.worker import Worker
 from tests.fakes.bitrix24_portal import FakePortal
 from tests.fakes.slack_api import FakeSlack
-from tests.fakes.slack_requests import block_actions, interactive_body, slash_command_body
+from tests.fakes.slack_requests import block_actions, interactive_body, sign, slash_command_body
 from tests.security.support import ALICE, compose_payload, connect_payload, link
 from tests.security.test_log_redaction import _spellings
-from tests.support.app import RunningApp, make_settings, running_app
+from tests.support.app import SIGNING_SECRET, RunningApp, make_settings, running_app
 from tests.support.processes import Processes
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -360,3 +360,27 @@ def test_text_lines_carry_the_second_they_were_logged_in() -> None:
         record.created = created
         expected = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(created))
         assert formatter.format(record).startswith(f"{expected} INFO t m")
+
+
+async def test_a_request_that_fails_past_bolt_still_gets_its_line(
+    engine: AsyncEngine, slack: FakeSlack, logs: pytest.LogCaptureFixture
+) -> None:
+    """No response to write it after: the 500's line is written at once, with its id."""
+
+    class Exploding:
+        async def async_dispatch(self, _request: object) -> object:
+            raise RuntimeError("boom")
+
+    async with running_app(engine=engine, slack=slack) as app:
+        web = create_web_app(app.services, Exploding(), close_services=False)  # type: ignore[arg-type]
+        transport = httpx.ASGITransport(app=web, raise_app_exceptions=False)
+        body = slash_command_body(text="help", response_url=slack.response_url("command"))
+        headers = sign(body, signing_secret=SIGNING_SECRET)
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+        async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+            logs.clear()
+            answer = await client.post("/slack/events", content=body.encode(), headers=headers)
+    assert answer.status_code == 500
+    (line,) = request_lines(logs.records)
+    assert (line.fields["kind"], line.fields["status"]) == ("error", 500)  # type: ignore[attr-defined]
+    assert line.correlation_id  # type: ignore[attr-defined]
