@@ -165,7 +165,41 @@ def run() -> tuple[list[tuple[str, str]], list[str]]:
     return rows, lines
 
 
+def ack_only(runs: int) -> list[str]:
+    """Only the ack phase, `runs` times against one `serve` + bare Bolt pair (about 70 s each)."""
+    key = Fernet.generate_key().decode()
+    lines = []
+    with tempdir() as tmp, fakes(tmp) as f:
+        sqlite = f"sqlite:///{tmp / 'b24mail.db'}"
+        with serve(f, tmp, "serve-sqlite", sqlite, B24MAIL_SECRET_KEYS=key) as (_proc, port):
+            bolt_port = free_port()
+            with started(
+                "bare-bolt",
+                ["-m", "bench._bare_bolt"],
+                env=app_env(f, sqlite, bolt_port),
+                logdir=tmp,
+            ) as bolt:
+                wait_http(bolt, f"http://{HOST}:{bolt_port}/healthz")
+                asyncio.run(_link(port, f))
+                for _ in range(runs):
+                    result = asyncio.run(
+                        ack.measure(
+                            ours_port=port,
+                            bolt_port=bolt_port,
+                            slack_api_url=f.slack_api_url,
+                            user=user_id(1),
+                        )
+                    )
+                    lines.append(result.summary())
+                    print(lines[-1], flush=True)
+    return lines
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["--ack"]:
+        # `python -m bench.app_bench --ack [N]`: the ack lines alone, N runs (default 3).
+        ack_only(int(sys.argv[2]) if len(sys.argv) > 2 else 3)
+        return
     started_at = time.monotonic()
     rows, lines = run()
     width = max(len(label) for label, _ in rows)

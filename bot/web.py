@@ -6,6 +6,7 @@ Each Slack request gets a correlation id that every line logged while it is hand
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import logging
@@ -15,6 +16,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+from prometheus_client import Counter, Histogram
 from slack_bolt.adapter.starlette.async_handler import (
     AsyncSlackRequestHandler,
     to_async_bolt_request,
@@ -72,15 +74,27 @@ def create_web_app(
 
     async def slack_events(request: Request) -> Response:
         started = time.perf_counter()
-        with correlation(new_correlation_id()):
+        correlation_id = new_correlation_id()
+        with correlation(correlation_id):
             # An exception past Bolt's error handler is a 500: still one line and its metrics.
             kind, name, status = "error", "", 500
+            response: Response | None = None
             try:
                 kind, name, response = await dispatch(request)
                 status = response.status_code
                 return response
             finally:
-                _record_request(kind, name, status, time.perf_counter() - started)
+                elapsed = time.perf_counter() - started
+                _count_request(kind, status, elapsed)
+                if response is not None:
+                    # Written on the loop's next turn, once the answer is on its way: the line
+                    # costs the ack nothing, and lines of requests answered together are
+                    # written together (the logging code stays hot in the CPU's caches).
+                    asyncio.get_running_loop().call_soon(
+                        _log_request, kind, name, status, elapsed, correlation_id
+                    )
+                else:
+                    _log_request(kind, name, status, elapsed, correlation_id)
 
     async def healthz(_request: Request) -> Response:
         # Liveness only: the process answers. A database outage is /readyz's business; failing
@@ -209,21 +223,55 @@ def _name(value: object) -> str:
     return value if isinstance(value, str) and _NAME.fullmatch(value) else ""
 
 
-def _record_request(kind: str, name: str, status: int, elapsed: float) -> None:
-    metrics.ACK_SECONDS.labels(kind).observe(elapsed)
-    metrics.SLACK_REQUESTS.labels(kind, str(status)).inc()
-    log.info(
+# The labelled children of the per-request metrics, looked up once per label set: labels()
+# takes a lock and validates its arguments on every call.
+_ACK_BY_KIND: dict[str, Histogram] = {}
+_REQUESTS_BY_KIND_STATUS: dict[tuple[str, int], Counter] = {}
+
+
+def _count_request(kind: str, status: int, elapsed: float) -> None:
+    ack = _ACK_BY_KIND.get(kind)
+    if ack is None:
+        ack = _ACK_BY_KIND[kind] = metrics.ACK_SECONDS.labels(kind)
+    ack.observe(elapsed)
+    requests = _REQUESTS_BY_KIND_STATUS.get((kind, status))
+    if requests is None:
+        requests = metrics.SLACK_REQUESTS.labels(kind, str(status))
+        _REQUESTS_BY_KIND_STATUS[kind, status] = requests
+    requests.inc()
+
+
+def _log_request(kind: str, name: str, status: int, elapsed: float, correlation_id: str) -> None:
+    """The request's one line. It runs after the request's correlation block has ended, so it
+    carries the id itself; nothing is built when INFO is off."""
+    if not log.isEnabledFor(logging.INFO):
+        return
+    # Made by hand, not by log.info(): that would walk the stack for the caller, which is this
+    # function (file and line given here); handlers and filters see the record as usual.
+    record = log.makeRecord(
+        log.name,
+        logging.INFO,
+        __file__,
+        _LOG_REQUEST_LINE,
         "slack request",
+        (),
+        None,
+        func="_log_request",
         extra={
+            "correlation_id": correlation_id,
             "fields": {
                 "event": "slack_request",
                 "kind": kind,
                 "callback": name,
                 "status": status,
                 "duration_ms": round(elapsed * 1000, 1),
-            }
+            },
         },
     )
+    log.handle(record)
+
+
+_LOG_REQUEST_LINE = _log_request.__code__.co_firstlineno
 
 
 # What Bolt's request parsing raises on a body that is not a Slack payload: bad UTF-8 or JSON,

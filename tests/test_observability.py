@@ -20,7 +20,14 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.app import create_app
-from bot.logs import CorrelationFilter, JsonFormatter, TextFormatter, correlation
+from bot.logs import (
+    CorrelationFilter,
+    JsonFormatter,
+    TextFormatter,
+    correlation,
+    current_correlation_id,
+    new_correlation_id,
+)
 from bot.services import build_services
 from bot.settings import Settings
 from bot.slack import ids
@@ -29,10 +36,10 @@ from bot.web import create_web_app, describe
 from bot.worker import Worker
 from tests.fakes.bitrix24_portal import FakePortal
 from tests.fakes.slack_api import FakeSlack
-from tests.fakes.slack_requests import block_actions, interactive_body, slash_command_body
+from tests.fakes.slack_requests import block_actions, interactive_body, sign, slash_command_body
 from tests.security.support import ALICE, compose_payload, connect_payload, link
 from tests.security.test_log_redaction import _spellings
-from tests.support.app import RunningApp, make_settings, running_app
+from tests.support.app import SIGNING_SECRET, RunningApp, make_settings, running_app
 from tests.support.processes import Processes
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -329,3 +336,51 @@ def test_describe_names_the_request_never_user_text() -> None:
         "",
     )
     assert describe({"type": "something_new"}) == ("other", "")
+
+
+def test_correlation_ids_are_twelve_hex_digits_and_differ() -> None:
+    ids_ = {new_correlation_id() for _ in range(1000)}
+    assert len(ids_) == 1000
+    assert all(len(i) == 12 and int(i, 16) >= 0 and i == i.lower() for i in ids_)
+
+
+def test_correlation_blocks_nest_and_restore() -> None:
+    with correlation("outer") as outer:
+        with correlation("inner"):
+            assert current_correlation_id() == "inner"
+        assert (outer, current_correlation_id()) == ("outer", "outer")
+    assert current_correlation_id() is None
+
+
+def test_text_lines_carry_the_second_they_were_logged_in() -> None:
+    """The time is formatted once a second and cached: each line still gets its own second."""
+    formatter = TextFormatter()
+    for created in (1_000_000_000.2, 1_000_000_000.9, 1_000_000_001.0, 999_999_999.5):
+        record = logging.LogRecord("t", logging.INFO, __file__, 1, "m", (), None)
+        record.created = created
+        expected = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(created))
+        assert formatter.format(record).startswith(f"{expected} INFO t m")
+
+
+async def test_a_request_that_fails_past_bolt_still_gets_its_line(
+    engine: AsyncEngine, slack: FakeSlack, logs: pytest.LogCaptureFixture
+) -> None:
+    """No response to write it after: the 500's line is written at once, with its id."""
+
+    class Exploding:
+        async def async_dispatch(self, _request: object) -> object:
+            raise RuntimeError("boom")
+
+    async with running_app(engine=engine, slack=slack) as app:
+        web = create_web_app(app.services, Exploding(), close_services=False)  # type: ignore[arg-type]
+        transport = httpx.ASGITransport(app=web, raise_app_exceptions=False)
+        body = slash_command_body(text="help", response_url=slack.response_url("command"))
+        headers = sign(body, signing_secret=SIGNING_SECRET)
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+        async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+            logs.clear()
+            answer = await client.post("/slack/events", content=body.encode(), headers=headers)
+    assert answer.status_code == 500
+    (line,) = request_lines(logs.records)
+    assert (line.fields["kind"], line.fields["status"]) == ("error", 500)  # type: ignore[attr-defined]
+    assert line.correlation_id  # type: ignore[attr-defined]

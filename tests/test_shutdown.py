@@ -114,9 +114,8 @@ async def test_a_send_still_in_flight_after_the_grace_period_is_left_to_its_leas
             ALICE, an_email("Slow"), submission_key="k-slow", result_channel="C1"
         )
         await portal.await_delivered(1, timeout=5)
-        stopping = time.monotonic()
-    took = time.monotonic() - stopping
-    assert took < 3.0, f"stopping took {took:.1f}s with a 0.5 s grace period"
+    # Stopped without waiting for the portal's answer: had it waited, the row would be sent.
+    # (That, not a wall-clock bound, is what shows the grace period was kept.)
     stored = await app.services.outbox.get(row.id)
     assert stored is not None
     assert stored.status == OutboxStatus.SENDING and stored.lease_owner is not None
@@ -226,7 +225,8 @@ async def test_sigterm_to_a_worker_finishes_sends_in_flight_and_leaves_nothing_l
                 assert _metric(scrape, 'b24mail_queue_depth{status="sending"}') == 8
                 assert _metric(scrape, 'b24mail_queue_depth{status="queued"}') == EMAILS - 8
                 assert httpx.get(f"http://{HOST}:{metrics_port}/healthz").status_code == 200
-                await asyncio.sleep(0.3)  # the claimed sends are on their way to the portal
+                # A claimed send is waiting at the portal: the SIGTERM finds it in flight.
+                await portal.await_arrived(SEND, timeout=30)
 
                 code, took = await asyncio.to_thread(first.terminate, timeout=GRACE + 15)
                 assert code == 0, first.tail()

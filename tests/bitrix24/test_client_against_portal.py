@@ -667,7 +667,9 @@ async def test_a_send_that_may_still_run_is_retried_only_after_it_must_have_fini
         sleep=healing_sleep(lambda: portal.set_latency(0, phase="before")),
     )
     await client.send(creds, email(user), idempotency_key=f"slow-start-{limit}")
-    await asyncio.sleep(0.8)  # let a first request that is still running finish
+    # Without the limit the first request, still waiting at the portal, runs late: wait for
+    # that delivery itself rather than for a time it should have happened within.
+    await portal.await_delivered(deliveries, timeout=10)
     assert len(portal.delivered) == deliveries
 
 

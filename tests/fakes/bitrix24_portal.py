@@ -401,6 +401,9 @@ class FakePortal:
         self._next_message_id = 1
         self._delivered: list[Delivered] = []
         self._requests: list[RecordedRequest] = []
+        # Requests by method name as they arrive, before any latency (requests() has them
+        # only once answered): lets a test wait until a call is in flight.
+        self._arrived: dict[str | None, int] = {}
         self._idempotency: dict[tuple[Any, ...], _Stored] = {}
         self._operating: dict[tuple[Any, ...], list[tuple[float, float]]] = {}
         self._rate, self._burst = self._initial_rate
@@ -600,6 +603,19 @@ class FakePortal:
                 )
             return list(self._delivered)
 
+    def arrived(self, method: str) -> int:
+        """How many calls of `method` reached the portal, answered or still waiting."""
+        with self._lock:
+            return self._arrived.get(method, 0)
+
+    async def await_arrived(self, method: str, n: int = 1, timeout: float = 10.0) -> None:
+        """Wait until `n` calls of `method` reached the portal (they may still be waiting)."""
+        deadline = time.monotonic() + timeout
+        while self.arrived(method) < n:
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"expected {n} {method} call(s) within {timeout}s")
+            await asyncio.sleep(0.01)
+
     async def await_delivered(self, n: int, timeout: float = 5.0) -> list[Delivered]:
         deadline = time.monotonic() + timeout
         while True:
@@ -728,6 +744,7 @@ class FakePortal:
         with self._lock:
             self._delivered.clear()
             self._requests.clear()
+            self._arrived.clear()
             self._idempotency.clear()
             self._operating.clear()
             self._level, self._level_at = 0.0, self._now()
@@ -805,6 +822,8 @@ class FakePortal:
 
         started_wall = self._wall()
         method_name = _method_name(path)
+        with self._lock:
+            self._arrived[method_name] = self._arrived.get(method_name, 0) + 1
         headers = {k.lower(): v for k, v in handler.headers.items()}
         try:
             body_json = json.loads(raw) if raw.strip() else None

@@ -447,10 +447,9 @@ async def test_disconnect_retried_and_slow_times_out(
 
     fake.slow("team.info", 1.0)
     impatient = AsyncWebClient(token=fake.token, base_url=fake.api_url, timeout=0.2)  # type: ignore[arg-type]
-    started = time.monotonic()
+    # A TimeoutError at all is the proof: the slow answer would have come, after 1 s.
     with pytest.raises(asyncio.TimeoutError):
         await impatient.team_info()
-    assert time.monotonic() - started < 0.9
 
 
 async def test_wait_helpers_time_out_with_calls_listed(

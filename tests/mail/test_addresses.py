@@ -318,9 +318,10 @@ def test_address_is_frozen() -> None:
     ],
 )
 def test_pathological_input_is_fast(text: str) -> None:
-    start = time.perf_counter()
+    # CPU time of this process, not the wall clock: other work on a busy machine is not counted.
+    start = time.process_time()
     parse_address_list(text)
-    assert time.perf_counter() - start < 2
+    assert time.process_time() - start < 2
 
 
 def test_many_addresses() -> None:

@@ -18,6 +18,7 @@ from bot.mail.delivery import DeliveryConfig, DeliveryWorker
 from bot.mail.linking import LinkService
 from bot.mail.sending import SendingService
 from bot.mail.wakeup import Wakeup
+from bot.store.base import utcnow
 from bot.store.crypto import SecretBox
 from bot.store.db import create_engine, create_session_factory
 from bot.store.links import LinkRepository
@@ -115,11 +116,20 @@ async def test_worker_killed_after_claim_before_send_delivers_once_after_its_lea
     setup = Setup(engine, box, client)
     await linked(setup, portal)
     row, _ = await setup.sending.submit(ALICE, an_email(), submission_key="k1", result_channel="C1")
+    # claim_due takes the moment it claims at: the other worker is asked at that very moment
+    # (the lease surely still held, however slow the machine), and the lease is 1 ms, so the
+    # worker below finds it lapsed without the test sleeping for it.
+    claimed_at = utcnow()
     claimed = await setup.outbox.claim_due(
-        owner="dead-worker", lease=timedelta(seconds=0.5), limit=5
+        owner="dead-worker", lease=timedelta(milliseconds=1), limit=5, now=claimed_at
     )
     assert [r.id for r in claimed] == [row.id]
-    assert await setup.outbox.claim_due(owner="other", lease=timedelta(seconds=5), limit=5) == []
+    assert (
+        await setup.outbox.claim_due(
+            owner="other", lease=timedelta(seconds=5), limit=5, now=claimed_at
+        )
+        == []
+    )
     await run_until(setup.worker(), lambda: len(portal.delivered) == 1)
     stored = await setup.outbox.get(row.id)
     assert stored is not None
@@ -135,7 +145,8 @@ async def test_worker_killed_after_sending_before_recording_is_not_sent_twice(
     setup = Setup(engine, box, client)
     await linked(setup, portal)
     row, _ = await setup.sending.submit(ALICE, an_email(), submission_key="k2", result_channel="C1")
-    await setup.outbox.claim_due(owner="dead-worker", lease=timedelta(seconds=0.5), limit=5)
+    # A 1 ms lease: lapsed by the time the worker looks, without the test sleeping for it.
+    await setup.outbox.claim_due(owner="dead-worker", lease=timedelta(milliseconds=1), limit=5)
     link = await setup.links.require(ALICE)
     email = OutgoingEmail(
         from_=row.sender, to=row.to_addrs, cc=[], bcc=[], subject=row.subject, body=row.body_html

@@ -125,7 +125,8 @@ def test_mrkdwn_mentions_collected() -> None:
     ],
 )
 def test_mrkdwn_pathological_input_is_fast(mrkdwn: str) -> None:
-    start = time.perf_counter()
+    # CPU time of this process, not the wall clock: other work on a busy machine is not counted.
+    start = time.process_time()
     value = mrkdwn_to_rich_text(mrkdwn)
     assert_safe_html(rich_text_to_html(value))
-    assert time.perf_counter() - start < 3
+    assert time.process_time() - start < 3
