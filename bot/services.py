@@ -25,6 +25,7 @@ from bot.slack.user_names import UserNames
 from bot.store.cards import CardRepository
 from bot.store.crypto import SecretBox
 from bot.store.db import SessionFactory, create_engine, create_session_factory
+from bot.store.link_cache import CachedLinkRepository
 from bot.store.links import LinkRepository
 from bot.store.outbox import OutboxRepository
 from bot.store.preferences import PreferenceRepository
@@ -71,11 +72,17 @@ def build_services(
     *,
     engine: AsyncEngine | None = None,
     delivery_config: DeliveryConfig | None = None,
+    box: SecretBox | None = None,
+    cache_links: bool = True,
 ) -> Services:
+    """Everything a process needs. `box`: the secret keys when the entry point already loaded
+    them (they are read once per process). `cache_links=False` for a process that answers no
+    Slack requests (`b24mail worker`): it has no use for the link cache and its hooks."""
     install_log_redaction()
     engine = engine or create_engine(settings.database_url)
     sessions = create_session_factory(engine)
-    repository = LinkRepository(sessions=sessions, box=SecretBox(settings.secret_keys()))
+    box = box or SecretBox(settings.secret_keys())
+    repository = LinkRepository(sessions=sessions, box=box)
     outbox = OutboxRepository(sessions=sessions)
     bitrix24 = Bitrix24Client(
         config=ClientConfig(
@@ -85,8 +92,10 @@ def build_services(
             portal_request_limit=settings.bitrix24_request_limit,
         )
     )
+    # One LinkService for listeners and workers. Requests read links through the cache; the
+    # worker reads what it sends from the database (LinkService.require_stored).
     links = LinkService(
-        links=repository,
+        links=CachedLinkRepository(sessions=sessions, box=box) if cache_links else repository,
         bitrix24=bitrix24,
         allow_insecure=settings.b24mail_allow_insecure_portals,
         probe_timeout=settings.b24mail_connect_timeout_seconds,
@@ -94,7 +103,7 @@ def build_services(
     )
     delivery_wakeup = Wakeup()
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
-    installations, bot_tokens = _installations(settings, engine)
+    installations, bot_tokens = _installations(settings, engine, box)
     slack_clients = SlackClients(
         token=None if bot_tokens else token, base_url=settings.slack_api_url, tokens=bot_tokens
     )
@@ -132,15 +141,13 @@ def build_services(
 
 
 def _installations(
-    settings: Settings, engine: AsyncEngine
+    settings: Settings, engine: AsyncEngine, box: SecretBox
 ) -> tuple[EncryptedInstallationStore | None, BotTokens | None]:
     """OAuth mode: the encrypted installation store, and bot tokens read (and refreshed) from it."""
     client_id, client_secret = settings.slack_client_id, settings.slack_client_secret
     if settings.slack_mode != "oauth" or not client_id or client_secret is None:
         return None, None
-    store = EncryptedInstallationStore(
-        client_id=client_id, engine=engine, box=SecretBox(settings.secret_keys())
-    )
+    store = EncryptedInstallationStore(client_id=client_id, engine=engine, box=box)
     rotator = AsyncTokenRotator(
         client_id=client_id,
         client_secret=client_secret.get_secret_value(),

@@ -38,6 +38,10 @@ class LinkRepository:
 
     async def get(self, user: SlackUser) -> Link | None:
         """The user's link, detached from any session (read it; change it through this class)."""
+        return await self.get_stored(user)
+
+    async def get_stored(self, user: SlackUser) -> Link | None:
+        """get() from the database itself, whatever a subclass may cache."""
         async with self._reader.connect() as connection:
             row = (
                 (
