@@ -16,8 +16,10 @@ from bot.mail.linking import LinkService
 from bot.mail.replying import ReplyService
 from bot.mail.sending import SendingService
 from bot.mail.wakeup import Wakeup
+from bot.mail.workspace import WorkspaceRemoval
 from bot.settings import Settings
 from bot.slack.clients import SLACK_API_DEFAULT, SlackClients
+from bot.slack.installation_tables import InstallationRows
 from bot.slack.installations import EncryptedInstallationStore
 from bot.slack.language import LanguageService
 from bot.slack.oauth import BotTokens
@@ -29,6 +31,7 @@ from bot.store.link_cache import CachedLinkRepository
 from bot.store.links import LinkRepository
 from bot.store.outbox import OutboxRepository
 from bot.store.preferences import PreferenceRepository
+from bot.store.workspace import WorkspaceRepository
 
 
 @dataclass(kw_only=True)
@@ -47,6 +50,7 @@ class Services:
     delivery_wakeup: Wakeup
     notify_wakeup: Wakeup
     language: LanguageService
+    workspaces: WorkspaceRemoval
     delivery_config: DeliveryConfig = field(default_factory=DeliveryConfig)
     user_names: UserNames = field(default_factory=UserNames)
     # OAuth mode only (settings.slack_mode == "oauth"): installations and their bot tokens.
@@ -108,6 +112,10 @@ def build_services(
         token=None if bot_tokens else token, base_url=settings.slack_api_url, tokens=bot_tokens
     )
     background = Background()
+    workspace_rows = WorkspaceRepository(
+        sessions=sessions,
+        installations=InstallationRows(installations.client_id) if installations else None,
+    )
     return Services(
         settings=settings,
         engine=engine,
@@ -134,6 +142,7 @@ def build_services(
             background=background,
             clients=slack_clients,
         ),
+        workspaces=WorkspaceRemoval(workspace_rows),
         delivery_config=delivery_config or delivery_config_from(settings),
         installations=installations,
         bot_tokens=bot_tokens,

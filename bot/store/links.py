@@ -104,15 +104,6 @@ class LinkRepository:
             )
         return bool(getattr(result, "rowcount", 0))
 
-    async def delete_team(self, *, enterprise_id: str, team_id: str | None) -> int:
-        """Forget every link of a workspace (or of a whole org install when team_id is None)."""
-        statement = delete(Link).where(Link.enterprise_id == enterprise_id)
-        if team_id is not None:
-            statement = statement.where(Link.team_id == team_id)
-        async with self._sessions.begin() as session:
-            result = await session.execute(statement)
-        return int(getattr(result, "rowcount", 0) or 0)
-
     async def update_senders(
         self, user: SlackUser, senders: Sequence[dict[str, Any]], *, verified_at: datetime
     ) -> None:
