@@ -25,29 +25,29 @@ EVENTS = ("app_uninstalled", "tokens_revoked")
 Ack = Callable[[], Awaitable[Any]]
 
 
-def register(app: AsyncApp, services: Services) -> None:
-    removal = services.workspaces
+async def on_app_uninstalled(ack: Ack, context: AsyncBoltContext, services: Services) -> None:
+    await ack()
+    await services.workspaces.app_uninstalled(
+        enterprise_id=context.enterprise_id,
+        team_id=context.team_id,
+        org_wide=bool(context.is_enterprise_install),
+    )
 
-    async def on_app_uninstalled(ack: Ack, context: AsyncBoltContext) -> None:
-        await ack()
-        await removal.app_uninstalled(
-            enterprise_id=context.enterprise_id,
-            team_id=context.team_id,
-            org_wide=bool(context.is_enterprise_install),
-        )
 
-    async def on_tokens_revoked(
-        ack: Ack, event: Mapping[str, Any], context: AsyncBoltContext
-    ) -> None:
-        await ack()
-        tokens = event.get("tokens")
-        await removal.tokens_revoked(
-            enterprise_id=context.enterprise_id,
-            team_id=context.team_id,
-            org_wide=bool(context.is_enterprise_install),
-            tokens=tokens if isinstance(tokens, Mapping) else {},
-        )
+async def on_tokens_revoked(
+    ack: Ack, event: Mapping[str, Any], context: AsyncBoltContext, services: Services
+) -> None:
+    await ack()
+    tokens = event.get("tokens")
+    await services.workspaces.tokens_revoked(
+        enterprise_id=context.enterprise_id,
+        team_id=context.team_id,
+        org_wide=bool(context.is_enterprise_install),
+        tokens=tokens if isinstance(tokens, Mapping) else {},
+    )
 
+
+def register(app: AsyncApp) -> None:
     listeners = {"app_uninstalled": on_app_uninstalled, "tokens_revoked": on_tokens_revoked}
     for name in EVENTS:  # the manifest subscribes to exactly these (tests/test_manifest.py)
         app.event(name)(listeners[name])
