@@ -3,6 +3,8 @@ and RequestScope puts what they take (user, t, services) into Bolt's context."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -24,12 +26,16 @@ from bot.services import Services, build_services
 from bot.settings import Settings
 from bot.slack import ids
 from bot.slack.errors import explain
+from bot.slack.language import LanguageService
 from bot.slack.listeners import commands, compose, events, register_all, reply, views
 from bot.slack.middleware import RequestScope
 from bot.slack.wording import Texts
 from bot.store.preferences import PreferenceRepository
 from tests.fakes.slack_requests import (
     app_uninstalled,
+    block_actions,
+    block_suggestion,
+    interactive_body,
     slash_command_body,
     text_input,
     tokens_revoked,
@@ -287,3 +293,64 @@ async def test_bolt_injects_what_the_scope_put_into_the_context(services: Servic
     assert seen["user"] == ALICE
     assert seen["t"].locale == "en"
     assert seen["services"] is services
+
+
+class HeldSlack:
+    """A Slack client whose users.info answers only when released (a first-ever user)."""
+
+    def __init__(self) -> None:
+        self.asked = asyncio.Event()
+        self.release = asyncio.Event()
+        self.ended = False  # the call returned, failed or was given up
+
+    async def users_info(self, **_: Any) -> dict[str, Any]:
+        self.asked.set()
+        try:
+            await self.release.wait()
+        finally:
+            self.ended = True
+        return {"ok": True, "user": {"locale": "ru-RU"}}
+
+
+async def test_only_options_requests_never_wait_for_slack(services: Services) -> None:
+    """A first-ever user: options get English at once; other requests wait (up to the time box,
+    an hour here, so only the release ends the wait)."""
+    scope = RequestScope(
+        dataclasses.replace(
+            services,
+            language=LanguageService(
+                preferences=PreferenceRepository(sessions=services.sessions),
+                background=services.background,
+                time_box=3600,
+            ),
+        )
+    )
+    slack = HeldSlack()
+
+    async def through(body: dict[str, Any]) -> AsyncBoltRequest:
+        request = AsyncBoltRequest(
+            body=interactive_body(body),
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
+        request.context["client"] = slack
+
+        async def next_() -> BoltResponse:
+            return BoltResponse(status=200)
+
+        await scope.async_process(req=request, resp=BoltResponse(status=200), next=next_)
+        return request
+
+    options = await asyncio.wait_for(
+        through(block_suggestion(action_id=ids.REPLY_TARGET_ACTION, value="inv")), 30
+    )
+    assert options.context["t"].locale == "en"
+    await asyncio.wait_for(slack.asked.wait(), 30)
+    assert not slack.ended  # answered while the lookup still runs, in the background
+
+    click = asyncio.create_task(through(block_actions(action_id=ids.RETRY_ACTION, value="x")))
+    for _ in range(20):  # however long it is given, it waits for Slack
+        await asyncio.sleep(0)
+    assert not click.done()
+    slack.release.set()
+    answered = await asyncio.wait_for(click, 30)
+    assert answered.context["t"].locale == "ru"
