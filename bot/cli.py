@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from bot import __version__
 from bot.logs import setup_logging
 from bot.settings import ConfigurationError, Settings
+from bot.store.crypto import SecretBox
 
 log = logging.getLogger("bot.cli")
 
@@ -57,10 +58,10 @@ def _serve(settings: Settings) -> int:
     problem = settings.slack_credentials_problem()
     if problem:
         return _config_error(problem)
-    settings.secret_keys()  # fail before binding a port when the keys are unusable
+    box = SecretBox(settings.secret_keys())  # fail before binding a port when unusable
     from bot.runtime import serve
 
-    asyncio.run(serve(settings))
+    asyncio.run(serve(settings, box=box))
     return 0
 
 

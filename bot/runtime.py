@@ -43,8 +43,9 @@ async def migrate(settings: Settings) -> None:
         await engine.dispose()
 
 
-async def serve(settings: Settings) -> None:
-    """Apply migrations, then run web (HTTP or Socket Mode) and the worker in this process."""
+async def serve(settings: Settings, *, box: SecretBox | None = None) -> None:
+    """Apply migrations, then run web (HTTP or Socket Mode) and the worker in this process.
+    `box`: the secret keys, when the caller already loaded them."""
     import uvicorn
 
     from bot.app import create_app
@@ -54,7 +55,7 @@ async def serve(settings: Settings) -> None:
 
     engine = create_engine(settings.database_url)
     await upgrade(engine)
-    services = build_services(settings, engine=engine)
+    services = build_services(settings, engine=engine, box=box)
     bolt_app = create_app(services)
     worker = Worker(services) if settings.b24mail_run_worker else None
     if settings.socket_mode:
@@ -171,7 +172,7 @@ async def work(settings: Settings) -> None:
     from bot.worker import Worker
 
     engine = create_engine(settings.database_url)
-    services = build_services(settings, engine=engine)
+    services = build_services(settings, engine=engine, cache_links=False)
     worker = Worker(services)
     stop = _stop_on_signals()
     try:

@@ -16,8 +16,10 @@ from bot.mail.linking import LinkService
 from bot.mail.replying import ReplyService
 from bot.mail.sending import SendingService
 from bot.mail.wakeup import Wakeup
+from bot.mail.workspace import WorkspaceRemoval
 from bot.settings import Settings
 from bot.slack.clients import SLACK_API_DEFAULT, SlackClients
+from bot.slack.installation_tables import InstallationRows
 from bot.slack.installations import EncryptedInstallationStore
 from bot.slack.language import LanguageService
 from bot.slack.oauth import BotTokens
@@ -25,9 +27,11 @@ from bot.slack.user_names import UserNames
 from bot.store.cards import CardRepository
 from bot.store.crypto import SecretBox
 from bot.store.db import SessionFactory, create_engine, create_session_factory
+from bot.store.link_cache import CachedLinkRepository
 from bot.store.links import LinkRepository
 from bot.store.outbox import OutboxRepository
 from bot.store.preferences import PreferenceRepository
+from bot.store.workspace import WorkspaceRepository
 
 
 @dataclass(kw_only=True)
@@ -46,6 +50,7 @@ class Services:
     delivery_wakeup: Wakeup
     notify_wakeup: Wakeup
     language: LanguageService
+    workspaces: WorkspaceRemoval
     delivery_config: DeliveryConfig = field(default_factory=DeliveryConfig)
     user_names: UserNames = field(default_factory=UserNames)
     # OAuth mode only (settings.slack_mode == "oauth"): installations and their bot tokens.
@@ -71,11 +76,17 @@ def build_services(
     *,
     engine: AsyncEngine | None = None,
     delivery_config: DeliveryConfig | None = None,
+    box: SecretBox | None = None,
+    cache_links: bool = True,
 ) -> Services:
+    """Everything a process needs. `box`: the secret keys when the entry point already loaded
+    them (they are read once per process). `cache_links=False` for a process that answers no
+    Slack requests (`b24mail worker`): it has no use for the link cache and its hooks."""
     install_log_redaction()
     engine = engine or create_engine(settings.database_url)
     sessions = create_session_factory(engine)
-    repository = LinkRepository(sessions=sessions, box=SecretBox(settings.secret_keys()))
+    box = box or SecretBox(settings.secret_keys())
+    repository = LinkRepository(sessions=sessions, box=box)
     outbox = OutboxRepository(sessions=sessions)
     bitrix24 = Bitrix24Client(
         config=ClientConfig(
@@ -85,8 +96,10 @@ def build_services(
             portal_request_limit=settings.bitrix24_request_limit,
         )
     )
+    # One LinkService for listeners and workers. Requests read links through the cache; the
+    # worker reads what it sends from the database (LinkService.require_stored).
     links = LinkService(
-        links=repository,
+        links=CachedLinkRepository(sessions=sessions, box=box) if cache_links else repository,
         bitrix24=bitrix24,
         allow_insecure=settings.b24mail_allow_insecure_portals,
         probe_timeout=settings.b24mail_connect_timeout_seconds,
@@ -94,11 +107,15 @@ def build_services(
     )
     delivery_wakeup = Wakeup()
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
-    installations, bot_tokens = _installations(settings, engine)
+    installations, bot_tokens = _installations(settings, engine, box)
     slack_clients = SlackClients(
         token=None if bot_tokens else token, base_url=settings.slack_api_url, tokens=bot_tokens
     )
     background = Background()
+    workspace_rows = WorkspaceRepository(
+        sessions=sessions,
+        installations=InstallationRows(installations.client_id) if installations else None,
+    )
     return Services(
         settings=settings,
         engine=engine,
@@ -125,6 +142,7 @@ def build_services(
             background=background,
             clients=slack_clients,
         ),
+        workspaces=WorkspaceRemoval(workspace_rows),
         delivery_config=delivery_config or delivery_config_from(settings),
         installations=installations,
         bot_tokens=bot_tokens,
@@ -132,15 +150,13 @@ def build_services(
 
 
 def _installations(
-    settings: Settings, engine: AsyncEngine
+    settings: Settings, engine: AsyncEngine, box: SecretBox
 ) -> tuple[EncryptedInstallationStore | None, BotTokens | None]:
     """OAuth mode: the encrypted installation store, and bot tokens read (and refreshed) from it."""
     client_id, client_secret = settings.slack_client_id, settings.slack_client_secret
     if settings.slack_mode != "oauth" or not client_id or client_secret is None:
         return None, None
-    store = EncryptedInstallationStore(
-        client_id=client_id, engine=engine, box=SecretBox(settings.secret_keys())
-    )
+    store = EncryptedInstallationStore(client_id=client_id, engine=engine, box=box)
     rotator = AsyncTokenRotator(
         client_id=client_id,
         client_secret=client_secret.get_secret_value(),

@@ -73,14 +73,14 @@ async def test_a_claimed_email_not_yet_handed_to_bitrix24_goes_back_to_the_queue
         ALICE, an_email("Released"), submission_key="k-release", result_channel="C1"
     )
     claimed, go_on = asyncio.Event(), asyncio.Event()
-    require = setup.links.require
+    require = setup.links.require_stored
 
     async def held(user: SlackUser) -> object:
         claimed.set()
         await go_on.wait()
         return await require(user)
 
-    monkeypatch.setattr(setup.links, "require", held)
+    monkeypatch.setattr(setup.links, "require_stored", held)
     worker = setup.worker()
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
@@ -93,7 +93,7 @@ async def test_a_claimed_email_not_yet_handed_to_bitrix24_goes_back_to_the_queue
     assert stored is not None
     assert (stored.status, stored.lease_owner, stored.attempts) == (OutboxStatus.QUEUED, None, 0)
     assert [r for r in portal.requests if r.method_name == SEND] == []
-    monkeypatch.setattr(setup.links, "require", require)
+    monkeypatch.setattr(setup.links, "require_stored", require)
     await run_until(setup.worker(), lambda: len(portal.delivered) == 1)
     assert [d.idempotency_key for d in portal.delivered] == [row.id]
 

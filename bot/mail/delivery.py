@@ -132,7 +132,7 @@ class DeliveryWorker:
         )
         started = utcnow()
         try:
-            link = await self._links.require(user)
+            link = await self._links.require_stored(user)
             credentials = self._links.credentials(link)
             email = OutgoingEmail(
                 from_=row.sender,

@@ -86,6 +86,13 @@ class LinkService:
             raise NotLinked()
         return link
 
+    async def require_stored(self, user: SlackUser) -> Link:
+        """require() read from the database, never a cache: what is sent depends on it."""
+        link = await self._links.get_stored(user)
+        if link is None:
+            raise NotLinked()
+        return link
+
     def credentials(self, link: Link) -> WebhookCredentials:
         try:
             code = self._links.secret_of(link)

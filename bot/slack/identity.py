@@ -8,16 +8,14 @@ from typing import Any
 from bot.identity import SlackUser
 
 
-class UnknownActor(ValueError):
-    """The request names no user or workspace (not something Slack sends for our listeners)."""
-
-
-def acting_user(context: Mapping[str, Any], body: Mapping[str, Any]) -> SlackUser:
+def acting_user(context: Mapping[str, Any], body: Mapping[str, Any]) -> SlackUser | None:
+    """The user of the request, or None when it names no user or workspace (app_uninstalled,
+    tokens_revoked, url_verification)."""
     user_id = context.get("user_id")
     team_id = context.get("team_id") or _user_team(body)
     enterprise_id = context.get("enterprise_id") or ""
     if not user_id or not team_id:
-        raise UnknownActor("request without user or team")
+        return None
     return SlackUser(team_id=str(team_id), user_id=str(user_id), enterprise_id=str(enterprise_id))
 
 

@@ -46,8 +46,9 @@ PROFILE_MAX_AGE = timedelta(days=1)
 FAILED_LOOKUP_PAUSE = 300.0  # after a transient users.info failure, try again after this
 CACHE_SECONDS = 30.0
 CACHE_ENTRIES = 4096
-# Bolt's context key under which a listener leaves its Texts for the global error handler.
-TEXTS_IN_CONTEXT = "b24mail_texts"
+# Bolt's context key of the acting user's Texts: Bolt injects context keys into listeners by
+# name (so a listener takes `t: Texts`), and the global error handler reads it from there.
+TEXTS_IN_CONTEXT = "t"
 
 # What `/b24mail lang …` accepts; None means "follow the Slack locale".
 CHOICES: dict[str, str | None] = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from bot.store.base import utcnow
@@ -63,12 +63,3 @@ class CardRepository:
         by_ts = {row.message_ts: row for row in rows}
         # The message itself wins over its thread's parent (a card is never inside a thread).
         return next((by_ts[ts] for ts in candidates if ts in by_ts), None)
-
-    async def delete_team(self, *, enterprise_id: str, team_id: str | None) -> int:
-        """Forget every card of a workspace (or of a whole org install when team_id is None)."""
-        statement = delete(EmailCard).where(EmailCard.enterprise_id == enterprise_id)
-        if team_id is not None:
-            statement = statement.where(EmailCard.team_id == team_id)
-        async with self._sessions.begin() as session:
-            result = await session.execute(statement)
-        return int(getattr(result, "rowcount", 0) or 0)

@@ -38,6 +38,10 @@ class LinkRepository:
 
     async def get(self, user: SlackUser) -> Link | None:
         """The user's link, detached from any session (read it; change it through this class)."""
+        return await self.get_stored(user)
+
+    async def get_stored(self, user: SlackUser) -> Link | None:
+        """get() from the database itself, whatever a subclass may cache."""
         async with self._reader.connect() as connection:
             row = (
                 (
@@ -99,15 +103,6 @@ class LinkRepository:
                 )
             )
         return bool(getattr(result, "rowcount", 0))
-
-    async def delete_team(self, *, enterprise_id: str, team_id: str | None) -> int:
-        """Forget every link of a workspace (or of a whole org install when team_id is None)."""
-        statement = delete(Link).where(Link.enterprise_id == enterprise_id)
-        if team_id is not None:
-            statement = statement.where(Link.team_id == team_id)
-        async with self._sessions.begin() as session:
-            result = await session.execute(statement)
-        return int(getattr(result, "rowcount", 0) or 0)
 
     async def update_senders(
         self, user: SlackUser, senders: Sequence[dict[str, Any]], *, verified_at: datetime

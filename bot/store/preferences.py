@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Integer, Select, String, UniqueConstraint, delete, select
+from sqlalchemy import Integer, Select, String, UniqueConstraint, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -54,15 +54,6 @@ class PreferenceRepository:
             row.time_zone = time_zone
             row.tz_offset = tz_offset
             row.profile_refreshed_at = utcnow()
-
-    async def delete_team(self, *, enterprise_id: str, team_id: str | None) -> int:
-        """Forget the preferences of a workspace's users (of a whole org when team_id is None)."""
-        statement = delete(UserPreference).where(UserPreference.enterprise_id == enterprise_id)
-        if team_id is not None:
-            statement = statement.where(UserPreference.team_id == team_id)
-        async with self._sessions.begin() as session:
-            result = await session.execute(statement)
-        return int(getattr(result, "rowcount", 0) or 0)
 
 
 def _new(session: AsyncSession, user: SlackUser) -> UserPreference:

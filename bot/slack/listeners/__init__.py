@@ -1,4 +1,8 @@
-"""Listeners, grouped by kind; each module registers its own on the app."""
+"""Listeners, grouped by feature: module-level handlers, each module registering its own.
+
+A handler takes what Bolt injects by name (ack, body, view, client, respond…) and what
+RequestScope (bot/slack/middleware.py) puts into the context: `user`, `t` and `services`.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from bot.slack.listeners import (
     reply_options,
     views,
 )
+from bot.slack.middleware import RequestScope
 
 if TYPE_CHECKING:
     from slack_bolt.async_app import AsyncApp
@@ -22,11 +27,6 @@ if TYPE_CHECKING:
 
 
 def register_all(app: AsyncApp, services: Services) -> None:
-    commands.register(app, services)
-    views.register(app, services)
-    actions.register(app, services)
-    compose.register(app, services)
-    inbox.register(app, services)
-    reply.register(app, services)
-    reply_options.register(app, services)
-    events.register(app, services)
+    app.middleware(RequestScope(services))
+    for module in (commands, views, actions, compose, inbox, reply, reply_options, events):
+        module.register(app)

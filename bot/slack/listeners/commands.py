@@ -6,9 +6,9 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from bot.identity import SlackUser
 from bot.slack import ids
 from bot.slack.command_text import parse_command_text
-from bot.slack.identity import acting_user
 from bot.slack.language import parse_choice
 from bot.slack.listeners.command_call import CommandCall
 from bot.slack.listeners.compose import open_compose, show_history
@@ -21,6 +21,7 @@ from bot.slack.render.connect import (
     status_blocks,
 )
 from bot.slack.slack_calls import open_view_or_explain
+from bot.slack.wording import Texts
 
 if TYPE_CHECKING:
     from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
@@ -31,34 +32,34 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def register(app: AsyncApp, services: Services) -> None:
-    async def on_b24mail(
-        ack: AsyncAck,
-        body: dict[str, Any],
-        command: dict[str, Any],
-        context: dict[str, Any],
-        client: AsyncWebClient,
-        respond: AsyncRespond,
-    ) -> None:
-        parsed = parse_command_text(command.get("text"))
-        user = acting_user(context, body)
-        t = await services.language.texts_for(user, client=client, context=context)
-        # The request itself is logged once, at INFO, by bot.web; this adds who and what.
-        log.debug("command user=%s team=%s sub=%s", user.user_id, user.team_id, parsed.name)
-        handler = _HANDLERS.get(parsed.name, _unknown)
-        await handler(
-            CommandCall(
-                services=services,
-                t=t,
-                user=user,
-                ack=ack,
-                command=command,
-                parsed=parsed,
-                client=client,
-                respond=respond,
-            )
+async def on_b24mail(
+    ack: AsyncAck,
+    command: dict[str, Any],
+    client: AsyncWebClient,
+    respond: AsyncRespond,
+    user: SlackUser,
+    t: Texts,
+    services: Services,
+) -> None:
+    parsed = parse_command_text(command.get("text"))
+    # The request itself is logged once, at INFO, by bot.web; this adds who and what.
+    log.debug("command user=%s team=%s sub=%s", user.user_id, user.team_id, parsed.name)
+    handler = _HANDLERS.get(parsed.name, _unknown)
+    await handler(
+        CommandCall(
+            services=services,
+            t=t,
+            user=user,
+            ack=ack,
+            command=command,
+            parsed=parsed,
+            client=client,
+            respond=respond,
         )
+    )
 
+
+def register(app: AsyncApp) -> None:
     app.command(ids.COMMAND)(on_b24mail)
 
 

@@ -7,13 +7,12 @@ from typing import TYPE_CHECKING, Any
 
 from bot.identity import SlackUser
 from bot.mail.addresses import parse_address_list
-from bot.mail.compose import FieldProblem, ValidEmail
+from bot.mail.compose import FieldProblem
 from bot.mail.errors import MailError
 from bot.slack import ids
 from bot.slack.errors import explain
-from bot.slack.identity import acting_user
 from bot.slack.listeners.command_call import CommandCall
-from bot.slack.listeners.submission import checked_email, queue_email
+from bot.slack.listeners.submission import submit_email
 from bot.slack.metadata import ViewOrigin
 from bot.slack.render.compose import BLOCK_OF_FIELD, Prefill, compose_modal
 from bot.slack.render.connect import connect_prompt
@@ -84,115 +83,100 @@ async def _open_then_refresh(
             )
 
 
-def register(app: AsyncApp, services: Services) -> None:
+async def on_submit(
+    ack: AsyncAck,
+    view: dict[str, Any],
+    client: AsyncWebClient,
+    user: SlackUser,
+    t: Texts,
+    services: Services,
+) -> None:
+    origin = ViewOrigin.decode(view.get("private_metadata"))
+    await submit_email(
+        services=services,
+        ack=ack,
+        client=client,
+        t=t,
+        user=user,
+        view=view,
+        origin=origin,
+        blocks=BLOCK_OF_FIELD,
+        reply_to_message_id=origin.reply_to_message_id,
+    )
 
-    async def on_submit(
-        ack: AsyncAck,
-        body: dict[str, Any],
-        view: dict[str, Any],
-        context: dict[str, Any],
-        client: AsyncWebClient,
-    ) -> None:
-        user = acting_user(context, body)
-        t = await services.language.texts_for(user, client=client, context=context)
-        origin = ViewOrigin.decode(view.get("private_metadata"))
-        link = await services.links.get(user)
-        if link is None:
-            await ack(response_action="errors", errors={ids.FROM_BLOCK: t("error.not_linked")})
-            return
-        result = await checked_email(
-            services=services,
-            client=client,
-            t=t,
-            user=user,
-            link=link,
-            view=view,
-            blocks=BLOCK_OF_FIELD,
-        )
-        if not isinstance(result, ValidEmail):
-            await ack(response_action="errors", errors=result)
-            return
-        await queue_email(
-            services=services,
-            ack=ack,
-            view=view,
-            user=user,
-            email=result,
-            origin=origin,
-            reply_to_message_id=origin.reply_to_message_id,
-        )
 
-    async def on_retry(
-        ack: AsyncAck,
-        body: dict[str, Any],
-        action: dict[str, Any],
-        context: dict[str, Any],
-        client: AsyncWebClient,
-        respond: AsyncRespond,
-    ) -> None:
-        user = acting_user(context, body)
-        t = await services.language.texts_for(user, client=client, context=context)
-        try:
-            await services.sending.retry(str(action.get("value", "")), user)
-        except MailError as exc:
-            await ack()
-            services.background.spawn(
-                respond(text=explain(t, exc), response_type="ephemeral", replace_original=False),
-                name="retry-refused",
-            )
-            return
+async def on_retry(
+    ack: AsyncAck,
+    action: dict[str, Any],
+    respond: AsyncRespond,
+    user: SlackUser,
+    t: Texts,
+    services: Services,
+) -> None:
+    try:
+        await services.sending.retry(str(action.get("value", "")), user)
+    except MailError as exc:
         await ack()
-        services.notify_wakeup.notify()
-
-    async def on_edit(
-        ack: AsyncAck,
-        body: dict[str, Any],
-        action: dict[str, Any],
-        context: dict[str, Any],
-        client: AsyncWebClient,
-        respond: AsyncRespond,
-    ) -> None:
-        await ack()
-        user = acting_user(context, body)
-        t = await services.language.texts_for(user, client=client, context=context)
-        try:
-            email = await services.sending.owned(str(action.get("value", "")), user)
-            link = await services.links.require(user)
-        except MailError as exc:
-            services.background.spawn(
-                respond(text=explain(t, exc), response_type="ephemeral", replace_original=False),
-                name="edit-refused",
-            )
-            return
-        origin = ViewOrigin(
-            channel_id=email.result_channel,
-            thread_ts=email.result_thread_ts,
-            reply_to_message_id=email.reply_to_message_id,
-            resend_of=email.id,
-        )
-        prefill = Prefill(
-            sender_email=_email_of(email.sender),
-            to=", ".join(email.to_addrs),
-            cc=", ".join(email.cc_addrs),
-            bcc=", ".join(email.bcc_addrs),
-            subject=email.subject,
-            body=email.body_source,
-            post_to=email.result_channel if email.result_channel[:1] in "CGD" else None,
-        )
-        view = compose_modal(
-            t,
-            senders=link.senders,
-            prefill=prefill,
-            private_metadata=origin.encode(),
-            callback_id=ids.REPLY_VIEW if email.reply_to_message_id else ids.COMPOSE_VIEW,
-        )
         services.background.spawn(
-            open_view_or_explain(
-                client=client, trigger_id=body["trigger_id"], view=view, respond=respond, t=t
-            ),
-            name="open-edit-modal",
+            respond(text=explain(t, exc), response_type="ephemeral", replace_original=False),
+            name="retry-refused",
         )
+        return
+    await ack()
+    services.notify_wakeup.notify()
 
+
+async def on_edit(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    client: AsyncWebClient,
+    respond: AsyncRespond,
+    user: SlackUser,
+    t: Texts,
+    services: Services,
+) -> None:
+    await ack()
+    try:
+        email = await services.sending.owned(str(action.get("value", "")), user)
+        link = await services.links.require(user)
+    except MailError as exc:
+        services.background.spawn(
+            respond(text=explain(t, exc), response_type="ephemeral", replace_original=False),
+            name="edit-refused",
+        )
+        return
+    origin = ViewOrigin(
+        channel_id=email.result_channel,
+        thread_ts=email.result_thread_ts,
+        reply_to_message_id=email.reply_to_message_id,
+        resend_of=email.id,
+    )
+    prefill = Prefill(
+        sender_email=_email_of(email.sender),
+        to=", ".join(email.to_addrs),
+        cc=", ".join(email.cc_addrs),
+        bcc=", ".join(email.bcc_addrs),
+        subject=email.subject,
+        body=email.body_source,
+        post_to=email.result_channel if email.result_channel[:1] in "CGD" else None,
+    )
+    view = compose_modal(
+        t,
+        senders=link.senders,
+        prefill=prefill,
+        private_metadata=origin.encode(),
+        callback_id=ids.REPLY_VIEW if email.reply_to_message_id else ids.COMPOSE_VIEW,
+    )
+    services.background.spawn(
+        open_view_or_explain(
+            client=client, trigger_id=body["trigger_id"], view=view, respond=respond, t=t
+        ),
+        name="open-edit-modal",
+    )
+
+
+def register(app: AsyncApp) -> None:
     app.view_submission(ids.COMPOSE_VIEW)(on_submit)
     app.action(ids.RETRY_ACTION)(on_retry)
     app.action(ids.EDIT_RESEND_ACTION)(on_edit)
@@ -218,4 +202,12 @@ def _email_of(sender: str) -> str | None:
     return parsed.addresses[0].email if parsed.addresses else None
 
 
-__all__ = ["FieldProblem", "open_compose", "register", "show_history"]
+__all__ = [
+    "FieldProblem",
+    "on_edit",
+    "on_retry",
+    "on_submit",
+    "open_compose",
+    "register",
+    "show_history",
+]

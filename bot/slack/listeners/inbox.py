@@ -17,7 +17,6 @@ from bot.mail.errors import MailError
 from bot.mail.replying import parse_message_id
 from bot.slack import ids
 from bot.slack.errors import explain
-from bot.slack.identity import acting_user
 from bot.slack.listeners.command_call import CommandCall
 from bot.slack.listeners.reply import explain_original
 from bot.slack.render.card import email_card
@@ -63,54 +62,54 @@ def search_words(argument: str) -> str | None:
     return " ".join(text.split()) or None
 
 
-def register(app: AsyncApp, services: Services) -> None:
-    async def on_more(
-        ack: AsyncAck,
-        body: dict[str, Any],
-        action: dict[str, Any],
-        context: dict[str, Any],
-        client: AsyncWebClient,
-        respond: AsyncRespond,
-    ) -> None:
-        await ack()
-        position = InboxPosition.decode(action.get("value"))
-        if position is None:
-            log.warning("inbox More with an unreadable value")
-            return
-        user = acting_user(context, body)
-        t = await services.language.texts_for(user, client=client, context=context)
-        services.background.spawn(
-            _show_page(services, t, user, respond, position, replace=True),
-            name="inbox-page",
-        )
+async def on_more(
+    ack: AsyncAck,
+    action: dict[str, Any],
+    respond: AsyncRespond,
+    user: SlackUser,
+    t: Texts,
+    services: Services,
+) -> None:
+    await ack()
+    position = InboxPosition.decode(action.get("value"))
+    if position is None:
+        log.warning("inbox More with an unreadable value")
+        return
+    services.background.spawn(
+        _show_page(services, t, user, respond, position, replace=True),
+        name="inbox-page",
+    )
 
-    async def on_share(
-        ack: AsyncAck,
-        body: dict[str, Any],
-        action: dict[str, Any],
-        context: dict[str, Any],
-        client: AsyncWebClient,
-        respond: AsyncRespond,
-    ) -> None:
-        await ack()
-        user = acting_user(context, body)
-        t = await services.language.texts_for(user, client=client, context=context)
-        message_id = parse_message_id(action.get("value"))
-        channel_id = (body.get("container") or {}).get("channel_id") or (
-            body.get("channel") or {}
-        ).get("id")
-        if message_id is None or not channel_id:
-            log.warning("share with an unreadable value or no channel user=%s", user.user_id)
-            return
-        services.background.spawn(
-            _share(services, t, user, client, respond, message_id=message_id, channel=channel_id),
-            name="share-email",
-        )
 
-    async def on_open_in_bitrix24(ack: AsyncAck) -> None:
-        # A link button still sends an action; Slack marks it failed unless it is acked.
-        await ack()
+async def on_share(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    client: AsyncWebClient,
+    respond: AsyncRespond,
+    user: SlackUser,
+    t: Texts,
+    services: Services,
+) -> None:
+    await ack()
+    message_id = parse_message_id(action.get("value"))
+    container = body.get("container") or {}
+    channel_id = container.get("channel_id") or (body.get("channel") or {}).get("id")
+    if message_id is None or not channel_id:
+        log.warning("share with an unreadable value or no channel user=%s", user.user_id)
+        return
+    services.background.spawn(
+        _share(services, t, user, client, respond, message_id=message_id, channel=channel_id),
+        name="share-email",
+    )
 
+
+async def on_open_in_bitrix24(ack: AsyncAck) -> None:
+    # A link button still sends an action; Slack marks it failed unless it is acked.
+    await ack()
+
+
+def register(app: AsyncApp) -> None:
     app.action(ids.INBOX_MORE_ACTION)(on_more)
     app.action(ids.INBOX_SHARE_ACTION)(on_share)
     app.action(ids.OPEN_IN_BITRIX_ACTION)(on_open_in_bitrix24)

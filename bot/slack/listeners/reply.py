@@ -17,7 +17,6 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.bitrix24 import AccessDenied, Bitrix24Error, Message, NotFound
 from bot.identity import SlackUser
-from bot.mail.compose import ValidEmail
 from bot.mail.errors import MailError
 from bot.mail.replying import (
     OtherPortal,
@@ -29,8 +28,7 @@ from bot.mail.replying import (
 )
 from bot.slack import ids
 from bot.slack.errors import explain
-from bot.slack.identity import acting_user
-from bot.slack.listeners.submission import checked_email, queue_email
+from bot.slack.listeners.submission import submit_email
 from bot.slack.metadata import ViewOrigin
 from bot.slack.render.card import CardRef, card_reference, card_reference_from_value
 from bot.slack.render.connect import connect_modal, connect_prompt
@@ -60,122 +58,44 @@ log = logging.getLogger(__name__)
 LOAD_TIME_BOX = 15.0
 
 
-def register(app: AsyncApp, services: Services) -> None:
-
-    async def on_shortcut(
-        ack: AsyncAck,
-        body: dict[str, Any],
-        context: dict[str, Any],
-        client: AsyncWebClient,
-        respond: AsyncRespond,
-    ) -> None:
-        user = acting_user(context, body)
-        t = await services.language.texts_for(user, client=client, context=context)
-        channel_id = _str((body.get("channel") or {}).get("id"))
-        message = body.get("message") or {}
-        trigger_id = str(body.get("trigger_id", ""))
-        link = await services.links.get(user)
-        if link is None:
-            await ack()
-            view = connect_modal(t, private_metadata=ViewOrigin(channel_id=channel_id).encode())
-            services.background.spawn(
-                open_view_or_explain(
-                    client=client, trigger_id=trigger_id, view=view, respond=respond, t=t
-                ),
-                name="open-connect-modal",
-            )
-            return
-        ts = _str(message.get("ts"))
-        thread_ts = _str(message.get("thread_ts"))
-        origin = ViewOrigin(channel_id=channel_id, thread_ts=thread_ts or ts)
-        ref = card_reference(message)
-        is_card = ref is not None
-        if ref is None and channel_id:
-            card = await services.replying.card_for(channel_id, (ts, thread_ts))
-            if card is not None:
-                ref = CardRef(card.b24_message_id, card.portal_host)
-                is_card = card.message_ts == ts
-        # The card's own text is the e-mail itself: a reply starts from a thread message instead.
-        form = ReplyForm(origin=origin, body=None if is_card else message_body(message))
+async def on_shortcut(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    client: AsyncWebClient,
+    respond: AsyncRespond,
+    user: SlackUser,
+    t: Texts,
+    services: Services,
+) -> None:
+    channel_id = _str((body.get("channel") or {}).get("id"))
+    message = body.get("message") or {}
+    trigger_id = str(body.get("trigger_id", ""))
+    link = await services.links.get(user)
+    if link is None:
         await ack()
-        log.info(
-            "reply shortcut user=%s team=%s known=%s", user.user_id, user.team_id, ref is not None
-        )
-        if ref is not None:
-            services.background.spawn(
-                open_then_fill(
-                    services=services,
-                    client=client,
-                    t=t,
-                    user=user,
-                    link=link,
-                    trigger_id=trigger_id,
-                    respond=respond,
-                    form=form,
-                    target=ref,
-                ),
-                name="open-reply-modal",
-            )
-            return
-        view = reply_modal(
-            t,
-            senders=link.senders,
-            form=form.with_changes(choose_target=True),
-            draft=blank_draft(link),
-        )
+        view = connect_modal(t, private_metadata=ViewOrigin(channel_id=channel_id).encode())
         services.background.spawn(
             open_view_or_explain(
                 client=client, trigger_id=trigger_id, view=view, respond=respond, t=t
             ),
-            name="open-reply-modal",
+            name="open-connect-modal",
         )
-
-    async def on_reply_button(
-        ack: AsyncAck,
-        body: dict[str, Any],
-        action: dict[str, Any],
-        context: dict[str, Any],
-        client: AsyncWebClient,
-        respond: AsyncRespond,
-    ) -> None:
-        """Reply on an inbox line (result: where the user chooses) or on a card (its thread)."""
-        user = acting_user(context, body)
-        await ack()
-        t = await services.language.texts_for(user, client=client, context=context)
-        link = await services.links.get(user)
-        if link is None:
-            services.background.spawn(
-                respond(
-                    text=t("connect.prompt"),
-                    blocks=connect_prompt(t),
-                    response_type="ephemeral",
-                    replace_original=False,
-                ),
-                name="reply-needs-link",
-            )
-            return
-        value = action.get("value")
-        if action.get("action_id") == ids.CARD_REPLY_ACTION:
-            ref = card_reference_from_value(value)
-        else:
-            message_id = parse_message_id(value)
-            ref = CardRef(message_id) if message_id is not None else None
-        if ref is None:
-            log.warning("reply button with an unreadable value user=%s", user.user_id)
-            return
-        container = body.get("container") or {}
-        channel_id = _str(container.get("channel_id")) or _str(
-            (body.get("channel") or {}).get("id")
-        )
-        message = body.get("message") or {}
-        if container.get("is_ephemeral") or not message:
-            # An inbox line is ephemeral: there is no message whose thread could take the result.
-            form = ReplyForm(
-                origin=ViewOrigin(channel_id=channel_id), show_post_to=True, post_to=channel_id
-            )
-        else:
-            thread_ts = _str(message.get("thread_ts")) or _str(message.get("ts"))
-            form = ReplyForm(origin=ViewOrigin(channel_id=channel_id, thread_ts=thread_ts))
+        return
+    ts = _str(message.get("ts"))
+    thread_ts = _str(message.get("thread_ts"))
+    origin = ViewOrigin(channel_id=channel_id, thread_ts=thread_ts or ts)
+    ref = card_reference(message)
+    is_card = ref is not None
+    if ref is None and channel_id:
+        card = await services.replying.card_for(channel_id, (ts, thread_ts))
+        if card is not None:
+            ref = CardRef(card.b24_message_id, card.portal_host)
+            is_card = card.message_ts == ts
+    # The card's own text is the e-mail itself: a reply starts from a thread message instead.
+    form = ReplyForm(origin=origin, body=None if is_card else message_body(message))
+    await ack()
+    log.info("reply shortcut user=%s team=%s known=%s", user.user_id, user.team_id, ref is not None)
+    if ref is not None:
         services.background.spawn(
             open_then_fill(
                 services=services,
@@ -183,59 +103,117 @@ def register(app: AsyncApp, services: Services) -> None:
                 t=t,
                 user=user,
                 link=link,
-                trigger_id=str(body.get("trigger_id", "")),
+                trigger_id=trigger_id,
                 respond=respond,
                 form=form,
                 target=ref,
             ),
             name="open-reply-modal",
         )
+        return
+    view = reply_modal(
+        t,
+        senders=link.senders,
+        form=form.with_changes(choose_target=True),
+        draft=blank_draft(link),
+    )
+    services.background.spawn(
+        open_view_or_explain(client=client, trigger_id=trigger_id, view=view, respond=respond, t=t),
+        name="open-reply-modal",
+    )
 
-    async def on_submit(
-        ack: AsyncAck,
-        body: dict[str, Any],
-        view: dict[str, Any],
-        context: dict[str, Any],
-        client: AsyncWebClient,
-    ) -> None:
-        """Also takes the "Edit and resend" view of a reply (compose's block ids, Post to)."""
-        user = acting_user(context, body)
-        t = await services.language.texts_for(user, client=client, context=context)
-        origin = ViewOrigin.decode(view.get("private_metadata"))
-        blocks = field_block_ids(view)
-        link = await services.links.get(user)
-        if link is None:
-            await ack(response_action="errors", errors={blocks["from"]: t("error.not_linked")})
-            return
-        target_id, problem = _target_of(view, origin)
-        if target_id is None:
-            where = (
-                ids.REPLY_TARGET_BLOCK if has_block(view, ids.REPLY_TARGET_BLOCK) else blocks["to"]
-            )
-            await ack(response_action="errors", errors={where: t(problem)})
-            return
-        result = await checked_email(
+
+async def on_reply_button(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    client: AsyncWebClient,
+    respond: AsyncRespond,
+    user: SlackUser,
+    t: Texts,
+    services: Services,
+) -> None:
+    """Reply on an inbox line (result: where the user chooses) or on a card (its thread)."""
+    await ack()
+    link = await services.links.get(user)
+    if link is None:
+        services.background.spawn(
+            respond(
+                text=t("connect.prompt"),
+                blocks=connect_prompt(t),
+                response_type="ephemeral",
+                replace_original=False,
+            ),
+            name="reply-needs-link",
+        )
+        return
+    value = action.get("value")
+    if action.get("action_id") == ids.CARD_REPLY_ACTION:
+        ref = card_reference_from_value(value)
+    else:
+        message_id = parse_message_id(value)
+        ref = CardRef(message_id) if message_id is not None else None
+    if ref is None:
+        log.warning("reply button with an unreadable value user=%s", user.user_id)
+        return
+    container = body.get("container") or {}
+    channel_id = _str(container.get("channel_id")) or _str((body.get("channel") or {}).get("id"))
+    message = body.get("message") or {}
+    if container.get("is_ephemeral") or not message:
+        # An inbox line is ephemeral: there is no message whose thread could take the result.
+        form = ReplyForm(
+            origin=ViewOrigin(channel_id=channel_id), show_post_to=True, post_to=channel_id
+        )
+    else:
+        thread_ts = _str(message.get("thread_ts")) or _str(message.get("ts"))
+        form = ReplyForm(origin=ViewOrigin(channel_id=channel_id, thread_ts=thread_ts))
+    services.background.spawn(
+        open_then_fill(
             services=services,
             client=client,
             t=t,
             user=user,
             link=link,
-            view=view,
-            blocks=blocks,
-        )
-        if not isinstance(result, ValidEmail):
-            await ack(response_action="errors", errors=result)
-            return
-        await queue_email(
-            services=services,
-            ack=ack,
-            view=view,
-            user=user,
-            email=result,
-            origin=origin,
-            reply_to_message_id=target_id,
-        )
+            trigger_id=str(body.get("trigger_id", "")),
+            respond=respond,
+            form=form,
+            target=ref,
+        ),
+        name="open-reply-modal",
+    )
 
+
+async def on_submit(
+    ack: AsyncAck,
+    view: dict[str, Any],
+    client: AsyncWebClient,
+    user: SlackUser,
+    t: Texts,
+    services: Services,
+) -> None:
+    """Also takes the "Edit and resend" view of a reply (compose's block ids, Post to)."""
+    origin = ViewOrigin.decode(view.get("private_metadata"))
+    blocks = field_block_ids(view)
+    target_id, problem = _target_of(view, origin)
+    refused = None
+    if target_id is None:
+        where = ids.REPLY_TARGET_BLOCK if has_block(view, ids.REPLY_TARGET_BLOCK) else blocks["to"]
+        refused = {where: t(problem)}
+    await submit_email(
+        services=services,
+        ack=ack,
+        client=client,
+        t=t,
+        user=user,
+        view=view,
+        origin=origin,
+        blocks=blocks,
+        reply_to_message_id=target_id,
+        refused=refused,
+    )
+
+
+def register(app: AsyncApp) -> None:
     app.message_shortcut(ids.REPLY_SHORTCUT)(on_shortcut)
     app.action(ids.INBOX_REPLY_ACTION)(on_reply_button)
     app.action(ids.CARD_REPLY_ACTION)(on_reply_button)

@@ -12,10 +12,10 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from bot.bitrix24 import Bitrix24Error
+from bot.identity import SlackUser
 from bot.mail.errors import MailError
 from bot.mail.replying import parse_message_id
 from bot.slack import ids
-from bot.slack.identity import acting_user
 from bot.slack.listeners.reply import fill_reply_view
 from bot.slack.metadata import ViewOrigin
 from bot.slack.render.reply import (
@@ -33,6 +33,7 @@ from bot.slack.view_state import (
     selected_value,
     text_value,
 )
+from bot.slack.wording import Texts
 
 if TYPE_CHECKING:
     from slack_bolt.async_app import AsyncAck, AsyncApp
@@ -47,69 +48,75 @@ SEARCH_TIME_BOX = 2.0
 SEARCH_RESULTS = 20
 
 
-def register(app: AsyncApp, services: Services) -> None:
-    async def on_target_options(
-        ack: AsyncAck, body: dict[str, Any], context: dict[str, Any], client: AsyncWebClient
-    ) -> None:
-        user = acting_user(context, body)
-        # Slack waits 3 s for options and the search takes most of it: never wait for Slack here.
-        t = await services.language.texts_for(user, client=client, context=context, wait=False)
-        words = str(body.get("value") or "")
-        if await services.links.get(user) is None:
-            await ack(options=[hint_option(t, "reply.search_not_linked")])
-            return
-        try:
-            found = await services.replying.search(
-                user, words, limit=SEARCH_RESULTS, time_box=SEARCH_TIME_BOX
-            )
-        except TimeoutError:
-            log.info("reply search too slow user=%s", user.user_id)
-            await ack(options=[hint_option(t, "reply.search_more")])
-            return
-        except (Bitrix24Error, MailError) as exc:
-            log.info("reply search failed user=%s: %s", user.user_id, exc.code)
-            await ack(options=[hint_option(t, "reply.search_failed")])
-            return
-        options = [target_option(t, m) for m in found] or [hint_option(t, "reply.search_none")]
-        await ack(options=options)
-
-    async def on_target_chosen(
-        ack: AsyncAck,
-        body: dict[str, Any],
-        action: dict[str, Any],
-        context: dict[str, Any],
-        client: AsyncWebClient,
-    ) -> None:
-        await ack()
-        selected = action.get("selected_option") or {}
-        target_id = parse_message_id(selected.get("value"))
-        if target_id is None:
-            # A hint ("type more") was picked: nothing to load; submitting it is refused inline.
-            return
-        await _refill(services, body, client, context, target_id=target_id)
-
-    async def on_reply_all(
-        ack: AsyncAck,
-        body: dict[str, Any],
-        action: dict[str, Any],
-        context: dict[str, Any],
-        client: AsyncWebClient,
-    ) -> None:
-        await ack()
-        view = body.get("view") or {}
-        origin = ViewOrigin.decode(view.get("private_metadata"))
-        target_id = (
-            parse_message_id(selected_value(view, ids.REPLY_TARGET_BLOCK, ids.REPLY_TARGET_ACTION))
-            or origin.reply_to_message_id
+async def on_target_options(
+    ack: AsyncAck, body: dict[str, Any], user: SlackUser, t: Texts, services: Services
+) -> None:
+    # The Texts were read without waiting for Slack (bot/slack/middleware.py): Slack waits 3 s
+    # for options and the search takes most of it.
+    words = str(body.get("value") or "")
+    if await services.links.get(user) is None:
+        await ack(options=[hint_option(t, "reply.search_not_linked")])
+        return
+    try:
+        found = await services.replying.search(
+            user, words, limit=SEARCH_RESULTS, time_box=SEARCH_TIME_BOX
         )
-        if target_id is None:
-            return
-        reply_all = any(
-            isinstance(o, Mapping) and o.get("value") == REPLY_ALL_VALUE
-            for o in action.get("selected_options") or []
-        )
-        await _refill(services, body, client, context, target_id=target_id, reply_all=reply_all)
+    except TimeoutError:
+        log.info("reply search too slow user=%s", user.user_id)
+        await ack(options=[hint_option(t, "reply.search_more")])
+        return
+    except (Bitrix24Error, MailError) as exc:
+        log.info("reply search failed user=%s: %s", user.user_id, exc.code)
+        await ack(options=[hint_option(t, "reply.search_failed")])
+        return
+    options = [target_option(t, m) for m in found] or [hint_option(t, "reply.search_none")]
+    await ack(options=options)
 
+
+async def on_target_chosen(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    client: AsyncWebClient,
+    user: SlackUser,
+    t: Texts,
+    services: Services,
+) -> None:
+    await ack()
+    selected = action.get("selected_option") or {}
+    target_id = parse_message_id(selected.get("value"))
+    if target_id is None:
+        # A hint ("type more") was picked: nothing to load; submitting it is refused inline.
+        return
+    await _refill(services, body, client, user, t, target_id=target_id)
+
+
+async def on_reply_all(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    client: AsyncWebClient,
+    user: SlackUser,
+    t: Texts,
+    services: Services,
+) -> None:
+    await ack()
+    view = body.get("view") or {}
+    origin = ViewOrigin.decode(view.get("private_metadata"))
+    target_id = (
+        parse_message_id(selected_value(view, ids.REPLY_TARGET_BLOCK, ids.REPLY_TARGET_ACTION))
+        or origin.reply_to_message_id
+    )
+    if target_id is None:
+        return
+    reply_all = any(
+        isinstance(o, Mapping) and o.get("value") == REPLY_ALL_VALUE
+        for o in action.get("selected_options") or []
+    )
+    await _refill(services, body, client, user, t, target_id=target_id, reply_all=reply_all)
+
+
+def register(app: AsyncApp) -> None:
     app.options(ids.REPLY_TARGET_ACTION)(on_target_options)
     app.action(ids.REPLY_TARGET_ACTION)(on_target_chosen)
     app.action(ids.REPLY_ALL_ACTION)(on_reply_all)
@@ -119,13 +126,13 @@ async def _refill(
     services: Services,
     body: Mapping[str, Any],
     client: AsyncWebClient,
-    context: Mapping[str, Any],
+    user: SlackUser,
+    t: Texts,
     *,
     target_id: int,
     reply_all: bool | None = None,
 ) -> None:
     """Rebuild the open modal for `target_id`, keeping what the user wrote in the body and Bcc."""
-    user = acting_user(context, body)
     link = await services.links.get(user)
     view = body.get("view") or {}
     if link is None or not view.get("id"):
@@ -133,7 +140,6 @@ async def _refill(
     form = form_of(view)
     if reply_all is not None:
         form = form.with_changes(reply_all=reply_all)
-    t = await services.language.texts_for(user, client=client)
     services.background.spawn(
         fill_reply_view(
             services=services,

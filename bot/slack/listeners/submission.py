@@ -1,4 +1,4 @@
-"""What the compose and reply submissions share: read the form, validate it, check the cap."""
+"""The submission of the compose and reply modals: one flow, from the form to the queue."""
 
 from __future__ import annotations
 
@@ -28,7 +28,47 @@ if TYPE_CHECKING:
     from bot.store.models import Link
 
 
-async def checked_email(
+async def submit_email(
+    *,
+    services: Services,
+    ack: AsyncAck,
+    client: AsyncWebClient,
+    t: Texts,
+    user: SlackUser,
+    view: Mapping[str, Any],
+    origin: ViewOrigin,
+    blocks: Mapping[str, str],
+    reply_to_message_id: int | None,
+    refused: Mapping[str, str] | None = None,
+) -> None:
+    """Check that the user is linked, validate the form and the cap, queue the e-mail; every
+    problem goes back inline. `refused`: the caller's own inline errors (the reply's target),
+    shown once the user is known to be linked."""
+    link = await services.links.get(user)
+    if link is None:
+        await ack(response_action="errors", errors={blocks["from"]: t("error.not_linked")})
+        return
+    if refused:
+        await ack(response_action="errors", errors=dict(refused))
+        return
+    result = await _checked_email(
+        services=services, client=client, t=t, user=user, link=link, view=view, blocks=blocks
+    )
+    if not isinstance(result, ValidEmail):
+        await ack(response_action="errors", errors=result)
+        return
+    await _queue_email(
+        services=services,
+        ack=ack,
+        view=view,
+        user=user,
+        email=result,
+        origin=origin,
+        reply_to_message_id=reply_to_message_id,
+    )
+
+
+async def _checked_email(
     *,
     services: Services,
     client: AsyncWebClient,
@@ -64,7 +104,7 @@ async def checked_email(
     return result
 
 
-async def queue_email(
+async def _queue_email(
     *,
     services: Services,
     ack: AsyncAck,

@@ -6,56 +6,49 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from bot.bitrix24 import Bitrix24Error
+from bot.identity import SlackUser
 from bot.mail.errors import MailError
 from bot.slack import ids
 from bot.slack.errors import explain
-from bot.slack.identity import acting_user
 from bot.slack.render.connect import connected_view
 from bot.slack.view_state import text_value
+from bot.slack.wording import Texts
 
 if TYPE_CHECKING:
     from slack_bolt.async_app import AsyncAck, AsyncApp
-    from slack_sdk.web.async_client import AsyncWebClient
 
     from bot.services import Services
 
 log = logging.getLogger(__name__)
 
 
-def register(app: AsyncApp, services: Services) -> None:
-    async def on_connect_submit(
-        ack: AsyncAck,
-        body: dict[str, Any],
-        view: dict[str, Any],
-        context: dict[str, Any],
-        client: AsyncWebClient,
-    ) -> None:
-        user = acting_user(context, body)
-        t = await services.language.texts_for(user, client=client, context=context)
-        url = text_value(view, ids.CONNECT_URL_BLOCK, ids.CONNECT_URL_ACTION)
-        if not url:
-            await ack(
-                response_action="errors", errors={ids.CONNECT_URL_BLOCK: t("validation.required")}
-            )
-            return
-        try:
-            link = await services.links.connect(user, url)
-        except (Bitrix24Error, MailError) as exc:
-            log.info(
-                "connect refused user=%s team=%s code=%s", user.user_id, user.team_id, exc.code
-            )
-            await ack(
-                response_action="errors",
-                errors={ids.CONNECT_URL_BLOCK: explain(t, exc, limit=ERROR_TEXT_MAX)},
-            )
-            return
+async def on_connect_submit(
+    ack: AsyncAck, view: dict[str, Any], user: SlackUser, t: Texts, services: Services
+) -> None:
+    url = text_value(view, ids.CONNECT_URL_BLOCK, ids.CONNECT_URL_ACTION)
+    if not url:
         await ack(
-            response_action="update",
-            view=connected_view(
-                t, host=link.portal_host, b24_user_id=link.b24_user_id, senders=link.senders
-            ),
+            response_action="errors", errors={ids.CONNECT_URL_BLOCK: t("validation.required")}
         )
+        return
+    try:
+        link = await services.links.connect(user, url)
+    except (Bitrix24Error, MailError) as exc:
+        log.info("connect refused user=%s team=%s code=%s", user.user_id, user.team_id, exc.code)
+        await ack(
+            response_action="errors",
+            errors={ids.CONNECT_URL_BLOCK: explain(t, exc, limit=ERROR_TEXT_MAX)},
+        )
+        return
+    await ack(
+        response_action="update",
+        view=connected_view(
+            t, host=link.portal_host, b24_user_id=link.b24_user_id, senders=link.senders
+        ),
+    )
 
+
+def register(app: AsyncApp) -> None:
     app.view_submission(ids.CONNECT_VIEW)(on_connect_submit)
 
 
