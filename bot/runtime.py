@@ -10,6 +10,7 @@ import shutil
 import signal
 import socket
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import suppress
 from typing import TYPE_CHECKING, Any
@@ -70,7 +71,31 @@ async def serve(settings: Settings, *, box: SecretBox | None = None) -> None:
     options = uvicorn_options(grace=settings.b24mail_shutdown_grace_seconds)
     config = uvicorn.Config(web, host=settings.host, port=settings.port, **options)
     log.info("serving HTTP on %s:%s (POST /slack/events)", settings.host, settings.port)
-    await uvicorn.Server(config).serve()
+    await graceful_server(config).serve()
+
+
+def graceful_server(config: uvicorn.Config) -> uvicorn.Server:
+    """A uvicorn server that stops on SIGTERM/SIGINT like uvicorn's, but does not re-raise the
+    signal once it has drained: that ended `b24mail serve` with 143 (or a KeyboardInterrupt)
+    after a clean stop. A stop after a clean drain exits 0, like `b24mail worker`."""
+    import uvicorn
+
+    class Graceful(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            previous = {
+                sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)
+            }
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    return Graceful(config)
 
 
 def uvicorn_options(*, grace: float | None = None) -> dict[str, Any]:
@@ -98,6 +123,17 @@ def run_web(settings: Settings) -> None:
         workers,
     )
     with _metrics_directory(MULTIPROCESS_ENV, needed=workers > 1):
+        if workers == 1:
+            # uvicorn.run would serve with a server that re-raises SIGTERM after draining.
+            config = uvicorn.Config(
+                "bot.runtime:asgi_app",
+                factory=True,
+                host=settings.host,
+                port=settings.port,
+                **uvicorn_options(grace=settings.b24mail_shutdown_grace_seconds),
+            )
+            graceful_server(config).run()
+            return
         uvicorn.run(
             "bot.runtime:asgi_app",
             factory=True,

@@ -114,8 +114,8 @@ def test_serve_runs_on_the_embedded_default(tmp_path: Path, slack_server: FakeSl
     finally:
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=30)
-    # uvicorn shuts down gracefully, then re-raises SIGTERM so supervisors see the signal.
-    assert process.returncode in (0, -signal.SIGTERM), output
+    # A clean drain is a success (uvicorn's own server would re-raise SIGTERM: 143).
+    assert process.returncode == 0, output
     assert "Application shutdown complete" in output
     assert "delivery worker" in output and "stopped" in output
     assert "Generated a new encryption key" in output
