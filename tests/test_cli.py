@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from cryptography.fernet import Fernet
 
 from tests.fakes.slack_api import FakeSlack
@@ -120,3 +121,32 @@ def test_serve_runs_on_the_embedded_default(tmp_path: Path, slack_server: FakeSl
     assert "delivery worker" in output and "stopped" in output
     assert "Generated a new encryption key" in output
     assert "Traceback" not in output
+
+
+SLACK_VARIABLES = ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET")
+
+
+@pytest.mark.parametrize("command", ["serve", "web", "check"])
+@pytest.mark.parametrize("empty", [SLACK_VARIABLES, SLACK_VARIABLES[:1], SLACK_VARIABLES[1:]])
+def test_an_empty_slack_variable_is_as_missing_as_an_unset_one(
+    tmp_path: Path, command: str, empty: tuple[str, ...]
+) -> None:
+    """`SLACK_BOT_TOKEN=` gets the very message (and exit code) of no SLACK_BOT_TOKEN at all:
+    before, check said "set", serve died in Bolt and web answered 401 to everything."""
+    given = {"SLACK_BOT_TOKEN": "xoxb-empty-test", "SLACK_SIGNING_SECRET": "empty-test"}
+    base = {
+        "DATABASE_URL": "postgresql://u@127.0.0.1:1/never",  # web refuses SQLite before Slack
+        "B24MAIL_SECRET_KEYS": Fernet.generate_key().decode(),
+    }
+    with_empty = {**base, **given, **dict.fromkeys(empty, "")}
+    without = {**base, **{k: v for k, v in given.items() if k not in empty}}
+    blank = run_cli(command, env=clean_env(**with_empty), cwd=tmp_path)
+    missing = run_cli(command, env=clean_env(**without), cwd=tmp_path)
+    expected_code = 1 if command == "check" else 2
+    assert blank.returncode == missing.returncode == expected_code, blank.stderr
+    for name in empty:
+        assert f"  - {name} (" in blank.stdout + blank.stderr
+    assert blank.stderr == missing.stderr
+    assert blank.stdout == missing.stdout
+    assert "slack credentials: set" not in blank.stdout
+    assert "Traceback" not in blank.stdout + blank.stderr

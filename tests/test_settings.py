@@ -82,3 +82,30 @@ def test_missing_slack_credentials_are_named_with_where_to_find_them() -> None:
     assert (
         settings(slack_bot_token="x", slack_signing_secret="y").slack_credentials_problem() is None
     )
+
+
+def test_empty_and_blank_values_count_as_unset(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """From the environment, a .env file or directly: blank is the default (None for the
+    optional ones), so every "missing" check and message applies to it."""
+    from bot.settings import _OPTIONAL_TEXT
+
+    for name in (*_OPTIONAL_TEXT, "PORT", "B24MAIL_METRICS_PORT", "DATABASE_URL"):
+        monkeypatch.setenv(name.upper(), "")
+    s = settings()
+    assert all(getattr(s, name) is None for name in _OPTIONAL_TEXT)
+    assert s.port == 3000 and s.b24mail_metrics_port is None
+    assert s.database_url == "sqlite+aiosqlite:///./b24mail.db"
+    assert s.slack_mode == "single" and "SLACK_BOT_TOKEN (" in str(s.slack_credentials_problem())
+
+    monkeypatch.delenv("SLACK_BOT_TOKEN")
+    monkeypatch.delenv("PORT")
+    env_file = tmp_path / ".env"
+    env_file.write_text("SLACK_BOT_TOKEN=\nPORT=\n", encoding="utf-8")
+    from_file = Settings(_env_file=env_file)  # type: ignore[call-arg]
+    assert from_file.slack_bot_token is None and from_file.port == 3000
+
+    direct = settings(slack_bot_token="   ", slack_signing_secret="", slack_client_id=" ")
+    assert direct.slack_bot_token is None and direct.slack_signing_secret is None
+    assert direct.slack_mode == "single"
