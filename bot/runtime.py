@@ -23,11 +23,18 @@ from bot.settings import ConfigurationError, Settings
 from bot.store.crypto import SecretBox
 from bot.store.db import create_engine, create_session_factory
 from bot.store.links import LinkRepository
-from bot.store.migrations import current_revision, head_revision, upgrade
+from bot.store.migrations import (
+    UnknownRevision,
+    current_revision,
+    describe_revisions,
+    pending_revisions,
+    upgrade,
+)
 
 if TYPE_CHECKING:
     import uvicorn
     from slack_bolt.async_app import AsyncApp
+    from sqlalchemy.ext.asyncio import AsyncEngine
     from starlette.applications import Starlette
 
     from bot.services import Services
@@ -36,12 +43,30 @@ if TYPE_CHECKING:
 log = logging.getLogger("bot.runtime")
 
 
-async def migrate(settings: Settings) -> None:
+async def migrate(settings: Settings) -> list[tuple[str, str]]:
+    """Apply the pending migrations; returns (revision, description) of each one applied."""
     engine = create_engine(settings.database_url)
     try:
-        await upgrade(engine)
+        return await _upgrade(engine)
     finally:
         await engine.dispose()
+
+
+async def _upgrade(engine: AsyncEngine) -> list[tuple[str, str]]:
+    try:
+        pending = pending_revisions(await current_revision(engine))
+    except UnknownRevision as exc:
+        raise ConfigurationError(_unknown_revision(exc)) from exc
+    if pending:
+        await upgrade(engine)
+    return pending
+
+
+def _unknown_revision(exc: UnknownRevision) -> str:
+    return (
+        f"The database is at migration {exc}, which this version of b24mail does not know: "
+        "a newer version migrated it. Run that version (or newer)."
+    )
 
 
 async def serve(settings: Settings, *, box: SecretBox | None = None) -> None:
@@ -55,7 +80,9 @@ async def serve(settings: Settings, *, box: SecretBox | None = None) -> None:
     from bot.worker import Worker
 
     engine = create_engine(settings.database_url)
-    await upgrade(engine)
+    applied = await _upgrade(engine)
+    if applied:
+        log.info("applied %d migration(s): %s", len(applied), describe_revisions(applied))
     services = build_services(settings, engine=engine, box=box)
     bolt_app = create_app(services)
     worker = Worker(services) if settings.b24mail_run_worker else None
@@ -307,29 +334,55 @@ async def check(settings: Settings) -> tuple[list[str], bool]:
     if problem:
         ok = False
     try:
-        keys = settings.secret_keys()
-        lines.append(f"encryption keys: {len(keys)} configured")
+        # Read-only: check never writes the key file `serve` would generate.
+        keys = settings.secret_keys(generate=False)
+        lines.append(
+            f"encryption keys: {len(keys)} configured"
+            if keys
+            else f"encryption keys: none yet; `b24mail serve` generates one into {settings.key_file}"
+        )
     except ConfigurationError as exc:
         lines.append(f"encryption keys: {exc}")
         ok = False
-    engine = create_engine(settings.database_url)
-    try:
-        async with engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
-        current = await current_revision(engine)
-        head = head_revision()
-        state = "current" if current == head else f"at {current or 'nothing'}, latest is {head}"
-        lines.append(f"database connection: ok; migrations {state}")
-    except (SQLAlchemyError, OSError) as exc:
-        lines.append(f"database connection: failed ({type(exc).__name__})")
-        ok = False
-    finally:
-        await engine.dispose()
+    database_line, database_ok = await _check_database(settings)
+    lines.append(database_line)
+    ok = ok and database_ok
     if settings.b24mail_allow_insecure_portals:
         lines.append("WARNING: B24MAIL_ALLOW_INSECURE_PORTALS is on (for local testing only)")
     if problem:
         lines.append(problem)
     return lines, ok
+
+
+async def _check_database(settings: Settings) -> tuple[str, bool]:
+    """The database line of `check`, and whether the app could run on it; creates nothing."""
+    sqlite_file = settings.sqlite_path
+    if sqlite_file is not None and not sqlite_file.exists():
+        # Connecting would create the file: `check` only looks.
+        return (
+            f"database connection: no file {sqlite_file} yet: run `b24mail migrate` to create it "
+            "(`b24mail serve` migrates too)",
+            False,
+        )
+    engine = create_engine(settings.database_url)
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+        current = await current_revision(engine)
+        pending = pending_revisions(current)
+    except UnknownRevision as exc:
+        return f"database connection: ok; {_unknown_revision(exc)}", False
+    except (SQLAlchemyError, OSError) as exc:
+        return f"database connection: failed ({type(exc).__name__})", False
+    finally:
+        await engine.dispose()
+    if not pending:
+        return f"database connection: ok; migrations current ({current})", True
+    return (
+        f"database connection: ok; {len(pending)} migration(s) not applied yet: run "
+        f"`b24mail migrate` ({describe_revisions(pending)})",
+        False,
+    )
 
 
 async def rotate_keys(settings: Settings) -> int:

@@ -261,8 +261,9 @@ class Settings(BaseSettings):
             + f", but it cannot work:\n{lines}"
         )
 
-    def secret_keys(self) -> list[SecretStr]:
-        """The Fernet keys, first one encrypting; generated once into a 0600 file for SQLite."""
+    def secret_keys(self, *, generate: bool = True) -> list[SecretStr]:
+        """The Fernet keys, first one encrypting; generated once into a 0600 file for SQLite
+        (with generate=False, none yet is [])."""
         if self.b24mail_secret_keys is not None:
             keys = [
                 SecretStr(part.strip())
@@ -289,6 +290,8 @@ class Settings(BaseSettings):
                 'python -c "from cryptography.fernet import Fernet; '
                 'print(Fernet.generate_key().decode())"'
             )
+        if not generate and not key_file.exists():
+            return []
         return [_load_or_create_key_file(key_file)]
 
 
