@@ -127,6 +127,7 @@ def test_serve_runs_on_the_embedded_default(tmp_path: Path, slack_server: FakeSl
     assert "Generated a new encryption key" in output
     assert f"applied {len(pending_revisions(None))} migration(s)" in output
     assert "alembic" not in output
+    assert "will be unused" not in output  # Bolt's warning when given a token twice
     assert "Traceback" not in output
 
 

@@ -509,6 +509,25 @@ async def test_single_workspace_mode_refuses_when_bolt_would_switch_to_oauth(
     await services.bitrix24.aclose()
 
 
+async def test_no_token_warning_from_bolt_and_the_settings_token_wins(
+    engine: AsyncEngine,
+    slack: FakeSlack,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """With SLACK_BOT_TOKEN in os.environ, as in production, Bolt logged "As you gave client
+    as well, token will be unused" at every start; calls still go to SLACK_API_URL with the
+    token of the settings."""
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-from-the-environment")
+    caplog.set_level(logging.DEBUG)
+    async with running_app(engine=engine, slack=slack) as app:
+        assert (await app.command("connect", trigger_id="trigger-env")).status_code == 200
+        opened = await slack.await_for("views.open")
+        assert opened.token == slack.token
+    bolt = [r.getMessage() for r in caplog.records if r.name.startswith("bot.slack.bolt")]
+    assert bolt and not [message for message in bolt if "will be unused" in message]
+
+
 async def test_single_workspace_mode_still_uses_slack_bot_token(
     engine: AsyncEngine, slack: FakeSlack
 ) -> None:
