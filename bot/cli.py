@@ -144,8 +144,9 @@ _HELP: dict[str, tuple[str, str]] = {
     "worker": (
         "only the delivery worker (scale-out on PostgreSQL)",
         "Sends the queued e-mails through Bitrix24 and posts their status messages to Slack;\n"
-        "run one or more beside `b24mail web`. Applies no migrations. With\n"
-        "B24MAIL_METRICS_PORT it serves /metrics and /healthz on that port.",
+        "run one or more beside `b24mail web`. Applies no migrations, and refuses to start\n"
+        "until `b24mail migrate` has applied them. With B24MAIL_METRICS_PORT it serves\n"
+        "/metrics and /healthz on that port.",
     ),
     "migrate": (
         "apply the pending database migrations and exit",

@@ -27,6 +27,7 @@ from bot.store.migrations import (
     UnknownRevision,
     current_revision,
     describe_revisions,
+    head_revision,
     pending_revisions,
     upgrade,
 )
@@ -235,6 +236,15 @@ async def work(settings: Settings) -> None:
     from bot.worker import Worker
 
     engine = create_engine(settings.database_url)
+    try:
+        problem = await _migrations_problem(engine)
+    except (SQLAlchemyError, OSError) as exc:
+        # A database still starting is the worker's loops' business: they retry.
+        log.warning("could not read the database's migrations (%s)", type(exc).__name__)
+        problem = None
+    if problem:
+        await engine.dispose()
+        raise ConfigurationError(f"b24mail worker cannot start: {problem}.")
     services = build_services(settings, engine=engine, cache_links=False)
     worker = Worker(services)
     stop = _stop_on_signals()
@@ -368,20 +378,27 @@ async def _check_database(settings: Settings) -> tuple[str, bool]:
     try:
         async with engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
-        current = await current_revision(engine)
-        pending = pending_revisions(current)
-    except UnknownRevision as exc:
-        return f"database connection: ok; {_unknown_revision(exc)}", False
+        problem = await _migrations_problem(engine)
     except (SQLAlchemyError, OSError) as exc:
         return f"database connection: failed ({type(exc).__name__})", False
     finally:
         await engine.dispose()
+    if problem:
+        return f"database connection: ok; {problem}", False
+    return f"database connection: ok; migrations current ({head_revision()})", True
+
+
+async def _migrations_problem(engine: AsyncEngine) -> str | None:
+    """Why the app cannot run on this database's tables, or None when they are current."""
+    try:
+        pending = pending_revisions(await current_revision(engine))
+    except UnknownRevision as exc:
+        return _unknown_revision(exc)
     if not pending:
-        return f"database connection: ok; migrations current ({current})", True
+        return None
     return (
-        f"database connection: ok; {len(pending)} migration(s) not applied yet: run "
-        f"`b24mail migrate` ({describe_revisions(pending)})",
-        False,
+        f"migrations pending: run `b24mail migrate` ({len(pending)} not applied yet: "
+        f"{describe_revisions(pending)})"
     )
 
 

@@ -222,3 +222,14 @@ def test_check_changes_nothing_and_says_to_migrate_then_migrate_says_what_it_did
     assert sorted(path.name for path in tmp_path.iterdir()) == files
     for result in (before, first, again, after):
         assert "alembic" not in result.stderr and "INFO" not in result.stderr
+
+
+def test_worker_refuses_to_start_before_migrations(
+    tmp_path: Path, unmigrated: dict[str, str]
+) -> None:
+    """Before: it ran, and its loops logged `no such table: outbox` with the SQL every second."""
+    result = run_cli("worker", env=unmigrated, cwd=tmp_path, timeout=30)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "b24mail worker cannot start: migrations pending: run `b24mail migrate`" in result.stderr
+    assert pending_revisions(None)[0][0] in result.stderr
+    assert "Traceback" not in result.stderr and "no such table" not in result.stderr
