@@ -357,6 +357,13 @@ async def check(settings: Settings) -> tuple[list[str], bool]:
     database_line, database_ok = await _check_database(settings)
     lines.append(database_line)
     ok = ok and database_ok
+    if settings.b24mail_metrics_token is not None:
+        lines.append("metrics: /metrics requires the bearer token B24MAIL_METRICS_TOKEN")
+    else:
+        lines.append(
+            f"metrics: /metrics answers anyone who reaches {settings.host}:{settings.port} "
+            "(set B24MAIL_METRICS_TOKEN to require a bearer token)"
+        )
     if settings.b24mail_allow_insecure_portals:
         lines.append("WARNING: B24MAIL_ALLOW_INSECURE_PORTALS is on (for local testing only)")
     if problem:

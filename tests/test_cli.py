@@ -69,6 +69,7 @@ def test_migrate_check_and_rotate_keys(tmp_path: Path) -> None:
         B24MAIL_SECRET_KEYS=key,
         SLACK_BOT_TOKEN="xoxb-cli-secret-token",
         SLACK_SIGNING_SECRET="cli-signing-secret",
+        B24MAIL_METRICS_TOKEN="cli-metrics-token",
     )
     migrated = run_cli("migrate", env=env, cwd=tmp_path)
     assert migrated.returncode == 0, migrated.stderr
@@ -77,7 +78,8 @@ def test_migrate_check_and_rotate_keys(tmp_path: Path) -> None:
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "migrations current" in checked.stdout
     assert "HTTP on port 3000" in checked.stdout
-    for secret in (key, "xoxb-cli-secret-token", "cli-signing-secret"):
+    assert "metrics: /metrics requires the bearer token B24MAIL_METRICS_TOKEN" in checked.stdout
+    for secret in (key, "xoxb-cli-secret-token", "cli-signing-secret", "cli-metrics-token"):
         assert secret not in checked.stdout + checked.stderr
     rotated = run_cli("rotate-keys", env=env, cwd=tmp_path)
     assert rotated.returncode == 0 and "Re-encrypted 0" in rotated.stdout
@@ -202,6 +204,7 @@ def test_check_changes_nothing_and_says_to_migrate_then_migrate_says_what_it_did
     before = run_cli("check", env=unmigrated, cwd=tmp_path)
     assert before.returncode == 1, before.stdout + before.stderr
     assert "run `b24mail migrate`" in before.stdout
+    assert "metrics: /metrics answers anyone who reaches 0.0.0.0:3000" in before.stdout
     assert list(tmp_path.iterdir()) == []
 
     first = run_cli("migrate", env=unmigrated, cwd=tmp_path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import stat
 from pathlib import Path
 
@@ -109,3 +110,17 @@ def test_empty_and_blank_values_count_as_unset(
     direct = settings(slack_bot_token="   ", slack_signing_secret="", slack_client_id=" ")
     assert direct.slack_bot_token is None and direct.slack_signing_secret is None
     assert direct.slack_mode == "single"
+
+
+def test_the_readme_configuration_table_lists_every_setting() -> None:
+    """Every field of Settings is a row of the README's table, and every row is a setting."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    documented: set[str] = set()
+    for line in section.splitlines():
+        if line.startswith("| `"):
+            first_cell = line.split("|")[1]
+            documented.update(re.findall(r"`([A-Z0-9_]+)`", first_cell))
+    fields = {name.upper() for name in Settings.model_fields}
+    assert fields - documented == set(), "settings missing from the README's table"
+    assert documented - fields == set(), "README rows that are no setting"
