@@ -2,6 +2,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# pytest-xdist processes for the suite: `auto` is one per CPU; 0 runs it in this process.
+PYTEST_WORKERS ?= auto
 STAMP := $(VENV)/.installed-$(shell cat requirements-dev.lock pyproject.toml | cksum | cut -d' ' -f1)
 
 .PHONY: install run worker test test-fast lint typecheck pytest bench lock clean
@@ -33,7 +35,8 @@ test: install lint typecheck pytest
 
 ## The edit-run loop: SQLite only, no slow tests, no lint.
 test-fast: install
-	B24MAIL_SKIP_POSTGRES=1 $(BIN)/pytest -m "not slow and not postgres" $(PYTEST_ARGS)
+	B24MAIL_SKIP_POSTGRES=1 $(BIN)/pytest -n $(PYTEST_WORKERS) -m "not slow and not postgres" \
+		$(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check bot tests bench alembic
@@ -43,7 +46,7 @@ typecheck: install
 	$(BIN)/mypy
 
 pytest: install
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 bench: install
 	$(BIN)/python -m bench
