@@ -35,6 +35,11 @@ class ThrowawayPostgres:
         self._root = Path(tempfile.mkdtemp(prefix="b24mail-test-pg-"))
         self._server: Any = None
 
+    @property
+    def directory(self) -> Path:
+        """Where the server keeps its data and socket; gone after stop()."""
+        return self._root
+
     def start(self) -> str:
         """Start the server (initdb, then pg_ctl; a few seconds); returns its admin URL."""
         try:
