@@ -6,7 +6,6 @@ import logging
 
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.services import Services
 from bot.settings import ConfigurationError
@@ -34,9 +33,6 @@ def create_app(services: Services) -> AsyncApp:
         settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
     )
     bolt_logger = logging.getLogger("bot.slack.bolt")
-    client = AsyncWebClient(
-        token=None if oauth else token, base_url=settings.slack_api_url or SLACK_API_DEFAULT
-    )
     oauth_settings: AsyncOAuthSettings | None = None
     if oauth:
         if services.installations is None or services.bot_tokens is None:
@@ -48,8 +44,10 @@ def create_app(services: Services) -> AsyncApp:
             engine=services.engine,
             logger=bolt_logger,
         )
+    # Bolt gets the token, not a client: given a client it still reads SLACK_BOT_TOKEN from
+    # os.environ and warns at every start that the token will be unused.
     app = AsyncApp(
-        client=client,
+        token=None if oauth else token,
         signing_secret=signing_secret,
         oauth_settings=oauth_settings,
         process_before_response=True,
@@ -57,6 +55,7 @@ def create_app(services: Services) -> AsyncApp:
         request_verification_enabled=not settings.socket_mode,
         logger=bolt_logger,
     )
+    app.client.base_url = settings.slack_api_url or SLACK_API_DEFAULT
     if not oauth and app.oauth_flow is not None:
         raise ConfigurationError(
             "SLACK_CLIENT_ID and SLACK_CLIENT_SECRET are in the process environment (perhaps "

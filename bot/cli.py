@@ -26,14 +26,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--version", action="version", version=f"b24mail {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    commands.add_parser("serve", help="apply migrations, then run the app (HTTP or Socket Mode)")
-    commands.add_parser(
-        "web", help="only the HTTP app, in WEB_CONCURRENCY processes (scale-out on PostgreSQL)"
-    )
-    commands.add_parser("worker", help="run only the delivery worker (scale-out on PostgreSQL)")
-    commands.add_parser("migrate", help="apply database migrations and exit")
-    commands.add_parser("check", help="check configuration and database; prints no secrets")
-    commands.add_parser("rotate-keys", help="re-encrypt stored secrets with the first key")
+    for name, (summary, details) in _HELP.items():
+        commands.add_parser(
+            name,
+            help=summary,
+            description=f"{summary[0].upper()}{summary[1:]}.\n\n{details}\n\n{_SETTINGS_NOTE}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
@@ -99,9 +98,14 @@ def _worker(settings: Settings) -> int:
 
 def _migrate(settings: Settings) -> int:
     from bot.runtime import migrate
+    from bot.store.migrations import describe_revisions, head_revision
 
-    asyncio.run(migrate(settings))
-    print("Database is at the latest migration.")
+    applied = asyncio.run(migrate(settings))
+    if applied:
+        print(f"Applied {len(applied)} migration(s): {describe_revisions(applied)}.")
+        print(f"The database is now at the latest migration ({head_revision()}).")
+    else:
+        print(f"Nothing to apply: the database is at the latest migration ({head_revision()}).")
     return 0
 
 
@@ -121,6 +125,51 @@ def _rotate_keys(settings: Settings) -> int:
     print(f"Re-encrypted {count} stored webhook(s) with the first key.")
     return 0
 
+
+# (one line for `b24mail --help`, what `b24mail COMMAND --help` adds to it)
+_HELP: dict[str, tuple[str, str]] = {
+    "serve": (
+        "apply migrations, then run the whole app in this process",
+        "Serves Slack's request URL (POST /slack/events on HOST:PORT, with /healthz, /readyz\n"
+        "and /metrics), or connects out in Socket Mode when SLACK_APP_TOKEN is set, and runs\n"
+        "the delivery worker beside it. The embedded default: a SQLite file ./b24mail.db and a\n"
+        "generated key ./b24mail.key. SIGTERM or Ctrl-C stops it gracefully (exit 0).",
+    ),
+    "web": (
+        "only the HTTP app, in WEB_CONCURRENCY processes (scale-out on PostgreSQL)",
+        "Serves Slack's request URL on HOST:PORT from WEB_CONCURRENCY processes sharing the\n"
+        "port; applies no migrations (run `b24mail migrate` first) and sends no e-mail (run\n"
+        "`b24mail worker` beside it). Needs PostgreSQL in DATABASE_URL.",
+    ),
+    "worker": (
+        "only the delivery worker (scale-out on PostgreSQL)",
+        "Sends the queued e-mails through Bitrix24 and posts their status messages to Slack;\n"
+        "run one or more beside `b24mail web`. Applies no migrations, and refuses to start\n"
+        "until `b24mail migrate` has applied them. With B24MAIL_METRICS_PORT it serves\n"
+        "/metrics and /healthz on that port.",
+    ),
+    "migrate": (
+        "apply the pending database migrations and exit",
+        "Creates or upgrades the tables in DATABASE_URL and says which migrations it applied\n"
+        "(or that none were pending). Run it before starting a new version of `web`/`worker`.",
+    ),
+    "check": (
+        "check the configuration and the database, changing nothing",
+        "Prints the Slack mode and why, which settings are missing, whether the encryption\n"
+        "keys are usable, whether the database answers and its migrations are current. Names\n"
+        "no secret and creates no file. Exit code 0 when all is well, 1 when something needs\n"
+        "doing, 2 when a setting is invalid.",
+    ),
+    "rotate-keys": (
+        "re-encrypt stored secrets with the first key",
+        "Re-encrypts every stored Bitrix24 webhook and Slack token with the first key of\n"
+        "B24MAIL_SECRET_KEYS, so the older keys can then be removed.",
+    ),
+}
+_SETTINGS_NOTE = (
+    "Settings come from the environment or a .env file in the working directory (see the\n"
+    "README's configuration table); `b24mail check` shows what is missing."
+)
 
 _COMMANDS: dict[str, Callable[[Settings], int]] = {
     "serve": _serve,

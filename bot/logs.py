@@ -150,5 +150,6 @@ def setup_logging(level: str, log_format: LogFormat = "text") -> None:
     # httpx logs every request URL at INFO, and Bitrix24 webhook URLs contain the secret.
     logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
     logging.getLogger("httpcore").setLevel(max(logging.WARNING, root.level))
-    # Alembic announces each of its plugins at INFO whenever a process starts: noise.
-    logging.getLogger("alembic.runtime.plugins").setLevel(max(logging.WARNING, root.level))
+    # Alembic's INFO (its plugins, "Context impl", each step) is noise at every start: the
+    # commands say in their own words which migrations they applied.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))

@@ -10,6 +10,7 @@ import shutil
 import signal
 import socket
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import suppress
 from typing import TYPE_CHECKING, Any
@@ -22,11 +23,19 @@ from bot.settings import ConfigurationError, Settings
 from bot.store.crypto import SecretBox
 from bot.store.db import create_engine, create_session_factory
 from bot.store.links import LinkRepository
-from bot.store.migrations import current_revision, head_revision, upgrade
+from bot.store.migrations import (
+    UnknownRevision,
+    current_revision,
+    describe_revisions,
+    head_revision,
+    pending_revisions,
+    upgrade,
+)
 
 if TYPE_CHECKING:
     import uvicorn
     from slack_bolt.async_app import AsyncApp
+    from sqlalchemy.ext.asyncio import AsyncEngine
     from starlette.applications import Starlette
 
     from bot.services import Services
@@ -35,12 +44,30 @@ if TYPE_CHECKING:
 log = logging.getLogger("bot.runtime")
 
 
-async def migrate(settings: Settings) -> None:
+async def migrate(settings: Settings) -> list[tuple[str, str]]:
+    """Apply the pending migrations; returns (revision, description) of each one applied."""
     engine = create_engine(settings.database_url)
     try:
-        await upgrade(engine)
+        return await _upgrade(engine)
     finally:
         await engine.dispose()
+
+
+async def _upgrade(engine: AsyncEngine) -> list[tuple[str, str]]:
+    try:
+        pending = pending_revisions(await current_revision(engine))
+    except UnknownRevision as exc:
+        raise ConfigurationError(_unknown_revision(exc)) from exc
+    if pending:
+        await upgrade(engine)
+    return pending
+
+
+def _unknown_revision(exc: UnknownRevision) -> str:
+    return (
+        f"The database is at migration {exc}, which this version of b24mail does not know: "
+        "a newer version migrated it. Run that version (or newer)."
+    )
 
 
 async def serve(settings: Settings, *, box: SecretBox | None = None) -> None:
@@ -54,7 +81,9 @@ async def serve(settings: Settings, *, box: SecretBox | None = None) -> None:
     from bot.worker import Worker
 
     engine = create_engine(settings.database_url)
-    await upgrade(engine)
+    applied = await _upgrade(engine)
+    if applied:
+        log.info("applied %d migration(s): %s", len(applied), describe_revisions(applied))
     services = build_services(settings, engine=engine, box=box)
     bolt_app = create_app(services)
     worker = Worker(services) if settings.b24mail_run_worker else None
@@ -70,7 +99,31 @@ async def serve(settings: Settings, *, box: SecretBox | None = None) -> None:
     options = uvicorn_options(grace=settings.b24mail_shutdown_grace_seconds)
     config = uvicorn.Config(web, host=settings.host, port=settings.port, **options)
     log.info("serving HTTP on %s:%s (POST /slack/events)", settings.host, settings.port)
-    await uvicorn.Server(config).serve()
+    await graceful_server(config).serve()
+
+
+def graceful_server(config: uvicorn.Config) -> uvicorn.Server:
+    """A uvicorn server that stops on SIGTERM/SIGINT like uvicorn's, but does not re-raise the
+    signal once it has drained: that ended `b24mail serve` with 143 (or a KeyboardInterrupt)
+    after a clean stop. A stop after a clean drain exits 0, like `b24mail worker`."""
+    import uvicorn
+
+    class Graceful(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            previous = {
+                sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)
+            }
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    return Graceful(config)
 
 
 def uvicorn_options(*, grace: float | None = None) -> dict[str, Any]:
@@ -98,6 +151,17 @@ def run_web(settings: Settings) -> None:
         workers,
     )
     with _metrics_directory(MULTIPROCESS_ENV, needed=workers > 1):
+        if workers == 1:
+            # uvicorn.run would serve with a server that re-raises SIGTERM after draining.
+            config = uvicorn.Config(
+                "bot.runtime:asgi_app",
+                factory=True,
+                host=settings.host,
+                port=settings.port,
+                **uvicorn_options(grace=settings.b24mail_shutdown_grace_seconds),
+            )
+            graceful_server(config).run()
+            return
         uvicorn.run(
             "bot.runtime:asgi_app",
             factory=True,
@@ -172,6 +236,15 @@ async def work(settings: Settings) -> None:
     from bot.worker import Worker
 
     engine = create_engine(settings.database_url)
+    try:
+        problem = await _migrations_problem(engine)
+    except (SQLAlchemyError, OSError) as exc:
+        # A database still starting is the worker's loops' business: they retry.
+        log.warning("could not read the database's migrations (%s)", type(exc).__name__)
+        problem = None
+    if problem:
+        await engine.dispose()
+        raise ConfigurationError(f"b24mail worker cannot start: {problem}.")
     services = build_services(settings, engine=engine, cache_links=False)
     worker = Worker(services)
     stop = _stop_on_signals()
@@ -271,29 +344,69 @@ async def check(settings: Settings) -> tuple[list[str], bool]:
     if problem:
         ok = False
     try:
-        keys = settings.secret_keys()
-        lines.append(f"encryption keys: {len(keys)} configured")
+        # Read-only: check never writes the key file `serve` would generate.
+        keys = settings.secret_keys(generate=False)
+        lines.append(
+            f"encryption keys: {len(keys)} configured"
+            if keys
+            else f"encryption keys: none yet; `b24mail serve` generates one into {settings.key_file}"
+        )
     except ConfigurationError as exc:
         lines.append(f"encryption keys: {exc}")
         ok = False
-    engine = create_engine(settings.database_url)
-    try:
-        async with engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
-        current = await current_revision(engine)
-        head = head_revision()
-        state = "current" if current == head else f"at {current or 'nothing'}, latest is {head}"
-        lines.append(f"database connection: ok; migrations {state}")
-    except (SQLAlchemyError, OSError) as exc:
-        lines.append(f"database connection: failed ({type(exc).__name__})")
-        ok = False
-    finally:
-        await engine.dispose()
+    database_line, database_ok = await _check_database(settings)
+    lines.append(database_line)
+    ok = ok and database_ok
+    if settings.b24mail_metrics_token is not None:
+        lines.append("metrics: /metrics requires the bearer token B24MAIL_METRICS_TOKEN")
+    else:
+        lines.append(
+            f"metrics: /metrics answers anyone who reaches {settings.host}:{settings.port} "
+            "(set B24MAIL_METRICS_TOKEN to require a bearer token)"
+        )
     if settings.b24mail_allow_insecure_portals:
         lines.append("WARNING: B24MAIL_ALLOW_INSECURE_PORTALS is on (for local testing only)")
     if problem:
         lines.append(problem)
     return lines, ok
+
+
+async def _check_database(settings: Settings) -> tuple[str, bool]:
+    """The database line of `check`, and whether the app could run on it; creates nothing."""
+    sqlite_file = settings.sqlite_path
+    if sqlite_file is not None and not sqlite_file.exists():
+        # Connecting would create the file: `check` only looks.
+        return (
+            f"database connection: no file {sqlite_file} yet: run `b24mail migrate` to create it "
+            "(`b24mail serve` migrates too)",
+            False,
+        )
+    engine = create_engine(settings.database_url)
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+        problem = await _migrations_problem(engine)
+    except (SQLAlchemyError, OSError) as exc:
+        return f"database connection: failed ({type(exc).__name__})", False
+    finally:
+        await engine.dispose()
+    if problem:
+        return f"database connection: ok; {problem}", False
+    return f"database connection: ok; migrations current ({head_revision()})", True
+
+
+async def _migrations_problem(engine: AsyncEngine) -> str | None:
+    """Why the app cannot run on this database's tables, or None when they are current."""
+    try:
+        pending = pending_revisions(await current_revision(engine))
+    except UnknownRevision as exc:
+        return _unknown_revision(exc)
+    if not pending:
+        return None
+    return (
+        f"migrations pending: run `b24mail migrate` ({len(pending)} not applied yet: "
+        f"{describe_revisions(pending)})"
+    )
 
 
 async def rotate_keys(settings: Settings) -> int:

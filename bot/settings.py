@@ -41,10 +41,29 @@ def normalize_database_url(url: str) -> str:
     )
 
 
+# The optional settings that hold text: blank is unset (see Settings._blank_is_unset).
+_OPTIONAL_TEXT = (
+    "slack_bot_token",
+    "slack_signing_secret",
+    "slack_app_token",
+    "slack_api_url",
+    "slack_client_id",
+    "slack_client_secret",
+    "slack_state_secret",
+    "slack_redirect_uri",
+    "b24mail_secret_keys",
+    "b24mail_metrics_token",
+)
+
+
 class Settings(BaseSettings):
     """Everything b24mail reads from its environment. Every secret is a SecretStr."""
 
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    # An empty variable (`SLACK_BOT_TOKEN=` in a shell or .env) counts as not set: the default,
+    # or the same "set SLACK_BOT_TOKEN" message as a missing one, never an empty credential.
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", env_ignore_empty=True
+    )
 
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None
@@ -89,6 +108,15 @@ class Settings(BaseSettings):
     bitrix24_burst: int = Field(default=50, ge=1)
     bitrix24_read_timeout: float = Field(default=30.0, gt=0)
     bitrix24_request_limit: float = Field(default=60.0, ge=0)
+
+    @field_validator(*_OPTIONAL_TEXT, mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        """Blank values (also given directly, or only spaces) are as good as missing."""
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if isinstance(text, str) and not text.strip():
+            return None
+        return value
 
     @field_validator("database_url")
     @classmethod
@@ -233,8 +261,9 @@ class Settings(BaseSettings):
             + f", but it cannot work:\n{lines}"
         )
 
-    def secret_keys(self) -> list[SecretStr]:
-        """The Fernet keys, first one encrypting; generated once into a 0600 file for SQLite."""
+    def secret_keys(self, *, generate: bool = True) -> list[SecretStr]:
+        """The Fernet keys, first one encrypting; generated once into a 0600 file for SQLite
+        (with generate=False, none yet is [])."""
         if self.b24mail_secret_keys is not None:
             keys = [
                 SecretStr(part.strip())
@@ -261,6 +290,8 @@ class Settings(BaseSettings):
                 'python -c "from cryptography.fernet import Fernet; '
                 'print(Fernet.generate_key().decode())"'
             )
+        if not generate and not key_file.exists():
+            return []
         return [_load_or_create_key_file(key_file)]
 
 

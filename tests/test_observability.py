@@ -179,6 +179,7 @@ def test_a_worker_whose_metrics_port_is_taken_stops_with_a_clear_message(
             "B24MAIL_METRICS_PORT": str(taken.getsockname()[1]),
         }
         with Processes(tmp_path, env) as processes:
+            assert processes.run("migrate").returncode == 0  # else it refuses for that
             done = processes.run("worker", timeout=30)
     assert done.returncode == 2, done.stderr
     assert "B24MAIL_METRICS_PORT: cannot listen" in done.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import stat
 from pathlib import Path
 
@@ -82,3 +83,44 @@ def test_missing_slack_credentials_are_named_with_where_to_find_them() -> None:
     assert (
         settings(slack_bot_token="x", slack_signing_secret="y").slack_credentials_problem() is None
     )
+
+
+def test_empty_and_blank_values_count_as_unset(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """From the environment, a .env file or directly: blank is the default (None for the
+    optional ones), so every "missing" check and message applies to it."""
+    from bot.settings import _OPTIONAL_TEXT
+
+    for name in (*_OPTIONAL_TEXT, "PORT", "B24MAIL_METRICS_PORT", "DATABASE_URL"):
+        monkeypatch.setenv(name.upper(), "")
+    s = settings()
+    assert all(getattr(s, name) is None for name in _OPTIONAL_TEXT)
+    assert s.port == 3000 and s.b24mail_metrics_port is None
+    assert s.database_url == "sqlite+aiosqlite:///./b24mail.db"
+    assert s.slack_mode == "single" and "SLACK_BOT_TOKEN (" in str(s.slack_credentials_problem())
+
+    monkeypatch.delenv("SLACK_BOT_TOKEN")
+    monkeypatch.delenv("PORT")
+    env_file = tmp_path / ".env"
+    env_file.write_text("SLACK_BOT_TOKEN=\nPORT=\n", encoding="utf-8")
+    from_file = Settings(_env_file=env_file)  # type: ignore[call-arg]
+    assert from_file.slack_bot_token is None and from_file.port == 3000
+
+    direct = settings(slack_bot_token="   ", slack_signing_secret="", slack_client_id=" ")
+    assert direct.slack_bot_token is None and direct.slack_signing_secret is None
+    assert direct.slack_mode == "single"
+
+
+def test_the_readme_configuration_table_lists_every_setting() -> None:
+    """Every field of Settings is a row of the README's table, and every row is a setting."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    documented: set[str] = set()
+    for line in section.splitlines():
+        if line.startswith("| `"):
+            first_cell = line.split("|")[1]
+            documented.update(re.findall(r"`([A-Z0-9_]+)`", first_cell))
+    fields = {name.upper() for name in Settings.model_fields}
+    assert fields - documented == set(), "settings missing from the README's table"
+    assert documented - fields == set(), "README rows that are no setting"

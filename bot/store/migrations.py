@@ -8,6 +8,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.script.revision import RevisionError
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -26,6 +27,24 @@ def alembic_config(url: str | None = None) -> Config:
 
 def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+class UnknownRevision(Exception):
+    """The database is at a migration this code does not have (a newer b24mail migrated it)."""
+
+
+def pending_revisions(current: str | None) -> list[tuple[str, str]]:
+    """(revision, description) of each migration after `current`, in the order they apply."""
+    script = ScriptDirectory.from_config(alembic_config())
+    try:
+        after = list(script.iterate_revisions(script.get_current_head(), current))
+    except RevisionError as exc:
+        raise UnknownRevision(str(current)) from exc
+    return [(each.revision, each.doc) for each in reversed(after)]
+
+
+def describe_revisions(revisions: list[tuple[str, str]]) -> str:
+    return ", ".join(f"{revision} ({doc})" for revision, doc in revisions)
 
 
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:

@@ -98,3 +98,27 @@ async def test_two_web_processes_report_the_sum_of_their_metrics(
         assert len({entry["correlation_id"] for entry in requests}) == sent
         assert {(entry["kind"], entry["status"]) for entry in requests} == {("unverified", 401)}
         assert "Traceback" not in web.text()
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+async def test_one_web_process_exits_0_on_sigterm(tmp_path: Path, pg_database: str) -> None:
+    """WEB_CONCURRENCY=1 serves without uvicorn's supervisor; SIGTERM still ends it with 0."""
+    port = free_port()
+    env = {
+        "SLACK_BOT_TOKEN": "xoxb-web-test",
+        "SLACK_SIGNING_SECRET": "web-secret",
+        "DATABASE_URL": plain_pg_url(pg_database),
+        "B24MAIL_SECRET_KEYS": Fernet.generate_key().decode(),
+        "HOST": HOST,
+        "PORT": str(port),
+        "WEB_CONCURRENCY": "1",
+    }
+    with Processes(tmp_path, env) as processes:
+        assert processes.run("migrate").returncode == 0
+        web = processes.start("web", "web")
+        await web.await_http(f"http://{HOST}:{port}/readyz", timeout=60)
+        code, _took = await asyncio.to_thread(web.terminate, timeout=30)
+    assert code == 0, web.tail()
+    assert "Application shutdown complete" in web.text()
+    assert "Traceback" not in web.text()

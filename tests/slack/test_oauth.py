@@ -28,7 +28,7 @@ from bot.app import create_app
 from bot.identity import SlackUser
 from bot.logs import RedactingFormatter
 from bot.mail.compose import ValidEmail
-from bot.runtime import check, rotate_keys
+from bot.runtime import check, migrate, rotate_keys
 from bot.services import build_services
 from bot.settings import ConfigurationError
 from bot.slack import installation_tables
@@ -450,6 +450,7 @@ def test_settings_decide_the_slack_mode_and_refuse_inconsistent_ones(
 
 
 async def test_check_prints_the_mode_and_why(tmp_path: Path) -> None:
+    await migrate(settings_with(tmp_path))  # `check` fails on a database not yet migrated
     lines, ok = await check(settings_with(tmp_path, slack_bot_token="xoxb-1"))
     assert ok and "slack mode: single workspace, because none of SLACK_CLIENT_ID" in "\n".join(
         lines
@@ -499,14 +500,32 @@ async def test_single_workspace_mode_refuses_when_bolt_would_switch_to_oauth(
     assert settings.slack_mode == "single"
     monkeypatch.setenv("SLACK_CLIENT_ID", "")
     monkeypatch.setenv("SLACK_CLIENT_SECRET", "")
-    # Settings read from this environment see them too, and say what is wrong …
-    problem = make_settings(database_url=url, slack=slack).slack_credentials_problem()
-    assert problem is not None and "SLACK_CLIENT_ID is missing or empty" in problem
-    # … and an app built from settings made elsewhere refuses instead of switching silently.
+    # For b24mail's settings empty is unset (single workspace), but Bolt reads os.environ
+    # itself and takes them for OAuth: the app refuses instead of switching silently.
+    assert make_settings(database_url=url, slack=slack).slack_mode == "single"
     services = build_services(settings, engine=engine)
     with pytest.raises(ConfigurationError, match="Bolt would switch to OAuth mode"):
         create_app(services)
     await services.bitrix24.aclose()
+
+
+async def test_no_token_warning_from_bolt_and_the_settings_token_wins(
+    engine: AsyncEngine,
+    slack: FakeSlack,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """With SLACK_BOT_TOKEN in os.environ, as in production, Bolt logged "As you gave client
+    as well, token will be unused" at every start; calls still go to SLACK_API_URL with the
+    token of the settings."""
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-from-the-environment")
+    caplog.set_level(logging.DEBUG)
+    async with running_app(engine=engine, slack=slack) as app:
+        assert (await app.command("connect", trigger_id="trigger-env")).status_code == 200
+        opened = await slack.await_for("views.open")
+        assert opened.token == slack.token
+    bolt = [r.getMessage() for r in caplog.records if r.name.startswith("bot.slack.bolt")]
+    assert bolt and not [message for message in bolt if "will be unused" in message]
 
 
 async def test_single_workspace_mode_still_uses_slack_bot_token(

@@ -18,7 +18,7 @@ from types import TracebackType
 
 import httpx
 
-from tests.support.databases import PG_ADMIN_URL
+from tests.support.databases import pg_database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
@@ -49,7 +49,7 @@ def free_port() -> int:
 
 def plain_pg_url(database: str) -> str:
     """The libpq URL of a database on the test server, as an operator writes DATABASE_URL."""
-    return f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{database}"
+    return pg_database_url(database)
 
 
 @dataclass
