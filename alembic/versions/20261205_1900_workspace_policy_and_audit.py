@@ -1,7 +1,8 @@
 """workspace policy and audit
 
 A workspace's e-mail policy (one row per workspace), the append-only audit log of e-mails that
-left and policy changes, and the queue of audit lines still to be posted in the audit channel.
+left and policy changes, the queue of audit lines still to be posted in the audit channel, and
+e-mails waiting for their sender's confirmation to go outside the allowed domains.
 
 Revision ID: 3f8e21c4a7d6
 Revises: 7b1f0c3d9a52
@@ -63,6 +64,19 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "pending_sends",
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("enterprise_id", sa.String(length=32), nullable=False),
+        sa.Column("team_id", sa.String(length=32), nullable=False),
+        sa.Column("slack_user_id", sa.String(length=32), nullable=False),
+        sa.Column("payload", sa.JSON(), nullable=False),
+        sa.Column("created_at", bot.store.base.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_pending_sends")),
+    )
+    with op.batch_alter_table("pending_sends", schema=None) as batch_op:
+        batch_op.create_index("ix_pending_sends_created", ["created_at"], unique=False)
+
+    op.create_table(
         "workspace_policies",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("enterprise_id", sa.String(length=32), nullable=False),
@@ -84,6 +98,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("pending_sends", schema=None) as batch_op:
+        batch_op.drop_index("ix_pending_sends_created")
+
+    op.drop_table("pending_sends")
     op.drop_table("workspace_policies")
     with op.batch_alter_table("audit_records", schema=None) as batch_op:
         batch_op.drop_index("ix_audit_records_team_occurred")

@@ -23,6 +23,7 @@ import idna
 from bot.identity import SlackUser
 from bot.mail.addresses import parse_address_list
 from bot.mail.audit import AuditService
+from bot.mail.compose import FieldProblem
 from bot.mail.errors import MailError
 from bot.store.policy import PolicyRepository, PolicyValues, WorkspacePolicyRow
 
@@ -46,12 +47,13 @@ class NotAnAdmin(MailError):
 
 
 class PolicyRefused(MailError):
-    """The workspace's e-mail policy does not allow this e-mail."""
+    """The workspace's e-mail policy (changed since it was queued) does not allow this e-mail."""
+
+    code = "policy_refused"
 
     def __init__(self, refusal: Refusal) -> None:
         super().__init__()
         self.refusal = refusal
-        self.code = f"policy_{refusal.rule}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -314,3 +316,62 @@ def _capped(value: int | None, instance_cap: int) -> int | None:
     if value is None or value >= instance_cap:
         return None
     return max(1, value)
+
+
+# --- the admins' form ----------------------------------------------------------------------
+
+
+def policy_from_form(
+    *,
+    allowed: str,
+    blocked: str,
+    max_recipients: object,
+    hourly_cap: object,
+    confirm_outside: bool,
+    audit_channel: object,
+    instance_max_recipients: int,
+    instance_hourly_cap: int,
+    language: str | None = None,
+) -> WorkspacePolicy | list[FieldProblem]:
+    """The policy an admin typed, or the problems per field (allowed | blocked |
+    max_recipients | hourly_cap | confirm), worded by the Slack layer as policy.<code>."""
+    problems: list[FieldProblem] = []
+    allowed_domains, bad_allowed = parse_domains(allowed)
+    blocked_domains, bad_blocked = parse_domains(blocked)
+    for name, bad, found in (
+        ("allowed", bad_allowed, allowed_domains),
+        ("blocked", bad_blocked, blocked_domains),
+    ):
+        if bad:
+            problems.append(FieldProblem(name, "invalid_domains", {"values": ", ".join(bad[:10])}))
+        elif len(found) > DOMAINS_MAX:
+            problems.append(
+                FieldProblem(name, "too_many_domains", {"count": len(found), "cap": DOMAINS_MAX})
+            )
+    numbers: dict[str, int | None] = {}
+    for name, value, cap in (
+        ("max_recipients", max_recipients, instance_max_recipients),
+        ("hourly_cap", hourly_cap, instance_hourly_cap),
+    ):
+        text = str(value).strip() if value is not None else ""
+        if not text:
+            numbers[name] = None
+        elif text.isdigit() and 1 <= int(text) <= cap:
+            numbers[name] = int(text)
+        else:
+            problems.append(FieldProblem(name, "invalid_number", {"cap": cap}))
+    if confirm_outside and not allowed_domains and not bad_allowed:
+        problems.append(FieldProblem("confirm", "confirm_needs_allowed"))
+    if problems:
+        return problems
+    return WorkspacePolicy(
+        allowed_domains=allowed_domains,
+        blocked_domains=blocked_domains,
+        max_recipients=numbers["max_recipients"],
+        hourly_cap=numbers["hourly_cap"],
+        confirm_outside=confirm_outside,
+        audit_channel=str(audit_channel)
+        if isinstance(audit_channel, str) and audit_channel
+        else None,
+        language=language,
+    )
