@@ -15,7 +15,7 @@ from datetime import timedelta
 
 from slack_sdk.errors import SlackApiError, SlackClientError, SlackTokenRotationError
 
-from bot.mail.delivery import backoff_delay
+from bot.mail.backoff import backoff_delay
 from bot.mail.wakeup import Wakeup
 from bot.slack.clients import NotInstalled, SlackClients
 from bot.slack.render.policy import audit_line
@@ -54,9 +54,15 @@ class AuditChannelPoster:
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            if await self.run_once():
-                continue
-            await self._wakeup.wait(await self._sleep_time())
+            try:
+                if await self.run_once():
+                    continue
+                pause = await self._sleep_time()
+            except Exception:
+                # The database may be away for a moment: the lines wait in their table.
+                log.exception("audit channel pass failed; trying again shortly")
+                pause = self._idle_poll
+            await self._wakeup.wait(pause)
 
     async def run_once(self) -> int:
         claimed = await self._repository.claim_posts(lease=self._lease, limit=self._batch)

@@ -1,7 +1,7 @@
 """The audit log: an append-only record of e-mails that left and of policy changes.
 
 Nothing here updates or deletes an audit record except `prune` (the retention period) and
-`delete_team` (the workspace uninstalled b24mail). Posting a record's line in the workspace's
+the workspace's removal (bot/store/workspace.py, when it uninstalls b24mail). Posting a record's line in the workspace's
 audit channel is a separate, disposable piece of work (`audit_posts`), claimed under a lease
 like the outbox's rows and deleted once posted, so the record itself is never touched.
 """
@@ -247,7 +247,7 @@ class AuditRepository:
                 return
             after = rows[-1].id
 
-    # --- the only deletes: retention and uninstall -----------------------------------------
+    # --- the only delete here: retention (an uninstall's is bot/store/workspace.py) ---------
 
     async def prune(self, *, before: datetime) -> int:
         """Delete records older than `before` (the retention period), with their pending posts."""
@@ -257,18 +257,6 @@ class AuditRepository:
             result = await session.execute(
                 delete(AuditRecord).where(AuditRecord.occurred_at < before)
             )
-        return int(getattr(result, "rowcount", 0) or 0)
-
-    async def delete_team(self, *, enterprise_id: str, team_id: str | None) -> int:
-        """Forget a workspace's audit (every workspace's of an org when team_id is None)."""
-        async with self._sessions.begin() as session:
-            posts = delete(AuditPost).where(AuditPost.enterprise_id == enterprise_id)
-            records = delete(AuditRecord).where(AuditRecord.enterprise_id == enterprise_id)
-            if team_id is not None:
-                posts = posts.where(AuditPost.team_id == team_id)
-                records = records.where(AuditRecord.team_id == team_id)
-            await session.execute(posts)
-            result = await session.execute(records)
         return int(getattr(result, "rowcount", 0) or 0)
 
 

@@ -77,11 +77,3 @@ class PendingSendRepository:
                 delete(PendingSend).where(PendingSend.created_at < before)
             )
         return int(getattr(result, "rowcount", 0) or 0)
-
-    async def delete_team(self, *, enterprise_id: str, team_id: str | None) -> int:
-        statement = delete(PendingSend).where(PendingSend.enterprise_id == enterprise_id)
-        if team_id is not None:
-            statement = statement.where(PendingSend.team_id == team_id)
-        async with self._sessions.begin() as session:
-            result = await session.execute(statement)
-        return int(getattr(result, "rowcount", 0) or 0)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, Integer, String, UniqueConstraint, delete, select
+from sqlalchemy import JSON, Boolean, Integer, String, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.store.base import Base, UTCDateTime, utcnow
@@ -83,14 +83,3 @@ class PolicyRepository:
             row.language = values.language
             row.updated_by = updated_by
             row.updated_at = utcnow()
-
-    async def delete_team(self, *, enterprise_id: str, team_id: str | None) -> int:
-        """Forget a workspace's policy (every workspace's of an org when team_id is None)."""
-        statement = delete(WorkspacePolicyRow).where(
-            WorkspacePolicyRow.enterprise_id == enterprise_id
-        )
-        if team_id is not None:
-            statement = statement.where(WorkspacePolicyRow.team_id == team_id)
-        async with self._sessions.begin() as session:
-            result = await session.execute(statement)
-        return int(getattr(result, "rowcount", 0) or 0)
