@@ -24,6 +24,8 @@ ADMIN_FLAGS = ("is_admin", "is_owner", "is_primary_owner")
 
 async def is_workspace_admin(client: AsyncWebClient, user: SlackUser) -> bool:
     try:
+        # Without include_locale: this is not a profile lookup (bot/slack/language.py), and the
+        # tests tell the two apart by it.
         response = await client.users_info(user=user.user_id)
     except (SlackApiError, SlackClientError, OSError) as exc:
         error = exc.response.get("error") if isinstance(exc, SlackApiError) else type(exc).__name__
