@@ -18,7 +18,8 @@ from bot.slack.wording import Texts
 from bot.store.base import utcnow
 from bot.store.models import Link, OutboxEmail
 from tests.fakes.bitrix24_portal import FakePortal
-from tests.fakes.slack_api import FakeSlack, block_errors
+from tests.fakes.block_kit import block_errors
+from tests.fakes.slack_api import FakeSlack
 from tests.fakes.slack_requests import block_actions, event_callback
 from tests.slack.test_compose import ALICE, link
 from tests.support.app import RunningApp, running_app
