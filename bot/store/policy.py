@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import JSON, Boolean, Integer, String, UniqueConstraint, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.store.base import Base, UTCDateTime, utcnow
@@ -60,6 +61,19 @@ class PolicyRepository:
             )
 
     async def save(
+        self, *, enterprise_id: str, team_id: str, values: PolicyValues, updated_by: str
+    ) -> None:
+        """Insert or update; two first saves at once: the loser updates the winner's row."""
+        try:
+            await self._save(
+                enterprise_id=enterprise_id, team_id=team_id, values=values, updated_by=updated_by
+            )
+        except IntegrityError:
+            await self._save(
+                enterprise_id=enterprise_id, team_id=team_id, values=values, updated_by=updated_by
+            )
+
+    async def _save(
         self, *, enterprise_id: str, team_id: str, values: PolicyValues, updated_by: str
     ) -> None:
         async with self._sessions.begin() as session:

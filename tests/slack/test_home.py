@@ -22,6 +22,7 @@ from tests.fakes.block_kit import block_errors
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.slack_requests import block_actions, event_callback
 from tests.slack.test_compose import ALICE, link
+from tests.slack.test_connect import connect
 from tests.support.app import RunningApp, running_app
 
 LOCALES = {"en": "en-US", "ru": "ru-RU"}
@@ -212,3 +213,19 @@ def test_worst_case_home_stays_within_block_kit_limits(language: str) -> None:
     )
     assert block_errors(view["blocks"], "/view/blocks", limit=100) == []
     assert len(json.dumps(view)) < 250_000
+
+
+async def test_connecting_through_the_modal_refreshes_the_home_tab(
+    engine: AsyncEngine, slack: FakeSlack, portal: FakePortal
+) -> None:
+    slack.add_user("U0001")
+    b24 = portal.add_user(7, senders=[("Anna Petrova", "anna@corp.example")])
+    async with running_app(engine=engine, slack=slack) as app:
+        before = await open_home(app, slack)
+        assert ids.OPEN_CONNECT_ACTION in texts_of(before)
+        published = len(slack.calls_to("views.publish"))
+        answer = await connect(app, b24.webhook_url)
+        assert answer["response_action"] == "update"
+        await slack.await_for_calls("views.publish", published + 1)
+    after = texts_of(slack.home_view("U0001") or {})
+    assert "anna@corp.example" in after and ids.HOME_WRITE_ACTION in after

@@ -33,6 +33,7 @@ from tests.slack.test_compose import (
     link,
     submission,
 )
+from tests.slack.test_oauth import install, oauth_app
 from tests.support.app import RunningApp, running_app
 
 ADMIN = SlackUser(team_id="T0001", user_id="UADMIN")
@@ -439,3 +440,57 @@ async def test_uninstall_removes_the_policy_and_the_audit_log(
         assert (await app.services.policy.of(other)).max_recipients == 3
     assert [r.team_id for r in await records(engine)] == ["T0002"]
     assert await count(engine, AuditPost) == 0
+
+
+# --- per workspace in OAuth mode ---------------------------------------------------------------
+
+
+async def test_each_workspace_has_its_own_policy_and_uninstall_removes_only_its_own(
+    engine: AsyncEngine, slack: FakeSlack, portal: FakePortal
+) -> None:
+    """Two installed workspaces: one's admin (asked with that workspace's token) blocks a
+    domain for it alone; its uninstall removes its policy and audit log, not the other's."""
+    slack.add_user("UA", team_id="T0001", is_admin=True)
+    slack.add_user("UB", team_id="T0002", is_admin=True)
+    async with oauth_app(engine, slack) as app:
+        token_a = await install(app, slack, "T0001")
+        await install(app, slack, "T0002")
+        for who, team, b24 in (("UA", "T0001", 11), ("UB", "T0002", 12)):
+            user = SlackUser(team_id=team, user_id=who)
+            await link(app, portal, user=user, b24_id=b24)
+        answer = app.json(
+            await app.interactive(
+                view_submission(
+                    callback_id=ids.POLICY_VIEW,
+                    values=policy_values(blocked="client.example"),
+                    user_id="UA",
+                    team_id="T0001",
+                )
+            )
+        )
+        assert answer == {}
+        checks = [c for c in slack.calls_to("users.info") if c.args.get("user") == "UA"]
+        assert checks and checks[-1].token == token_a
+
+        def compose_as(user_id: str, team_id: str, view_id: str) -> dict[str, Any]:
+            return view_submission(
+                callback_id=ids.COMPOSE_VIEW,
+                values=compose_values(),
+                private_metadata=json.dumps({"channel_id": "C0001"}),
+                view_id=view_id,
+                user_id=user_id,
+                team_id=team_id,
+            )
+
+        refused = app.json(await app.interactive(compose_as("UA", "T0001", "VA")))
+        allowed = app.json(await app.interactive(compose_as("UB", "T0002", "VB")))
+        assert refused["response_action"] == "errors" and allowed == {}
+        await app.services.policy.change(
+            SlackUser(team_id="T0002", user_id="UB"), WorkspacePolicy(hourly_cap=9), is_admin=_yes
+        )
+        body = json.dumps(app_uninstalled(team_id="T0001"))
+        assert (await app.post_signed(body, content_type="application/json")).status_code == 200
+        gone = await app.services.policy.of(SlackUser(team_id="T0001", user_id="UA"))
+        kept = await app.services.policy.of(SlackUser(team_id="T0002", user_id="UB"))
+    assert gone == WorkspacePolicy() and kept.hourly_cap == 9
+    assert {r.team_id for r in await records(engine)} == {"T0002"}
