@@ -18,6 +18,8 @@ from bot.mail.policy import WorkspacePolicy, normalize_domain
 from bot.mail.wakeup import Wakeup
 from bot.slack import ids
 from bot.slack.audit_channel import AuditChannelPoster
+from bot.slack.render.policy import policy_modal
+from bot.slack.wording import Texts
 from bot.store.audit import AuditPost, AuditRecord, NewAuditRecord, PostTarget
 from bot.store.base import utcnow
 from bot.store.db import create_session_factory
@@ -169,6 +171,20 @@ async def test_an_invalid_policy_gets_inline_errors(
     assert answer["response_action"] == "errors"
     assert expected in answer["errors"][block]
     assert await count(engine, WorkspacePolicyRow) == 0
+
+
+def test_the_policy_modal_never_offers_a_value_above_the_instances_cap() -> None:
+    """A cap saved before the operator lowered B24MAIL_HOURLY_CAP would make Slack refuse the
+    modal (initial_value above max_value)."""
+    view = policy_modal(
+        Texts("en"),
+        WorkspacePolicy(hourly_cap=150, max_recipients=40),
+        instance_max_recipients=30,
+        instance_hourly_cap=100,
+    )
+    elements = {b.get("block_id"): b.get("element", {}) for b in view["blocks"]}
+    assert elements[ids.POLICY_HOURLY_CAP_BLOCK]["initial_value"] == "100"
+    assert elements[ids.POLICY_MAX_RECIPIENTS_BLOCK]["initial_value"] == "30"
 
 
 # --- enforcement on submission -----------------------------------------------------------------

@@ -29,7 +29,8 @@ def policy_modal(
             "max_value": str(cap),
         }
         if value is not None:
-            element["initial_value"] = str(value)
+            # The operator may have lowered the instance's cap below the saved one since.
+            element["initial_value"] = str(min(value, cap))
         return _input(block_id, t(label), element, hint=t(hint, cap=cap))
 
     confirm_option = option(t("policy.confirm_option"), ids.POLICY_CONFIRM_VALUE)
