@@ -50,8 +50,9 @@ def create_app(services: Services) -> AsyncApp:
     app = AsyncApp(
         token=None if oauth else token,
         signing_secret=signing_secret,
-        # The flow Bolt would build from these settings, with b24mail's own install page.
-        oauth_flow=InstallFlow(client=client, logger=bolt_logger, settings=oauth_settings)
+        # The flow Bolt would build from these settings, with b24mail's own install page; Bolt
+        # hands it the app's client (whose base_url is set below).
+        oauth_flow=InstallFlow(logger=bolt_logger, settings=oauth_settings)
         if oauth_settings is not None
         else None,
         process_before_response=True,

@@ -160,6 +160,7 @@ EXPECTED = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("accept_language", list(EXPECTED))
 async def test_install_pages_in_a_real_headless_browser(
     engine: AsyncEngine,

@@ -8,6 +8,7 @@ WebDriver protocol is a handful of JSON requests, sent here with httpx (no extra
 from __future__ import annotations
 
 import base64
+import fcntl
 import os
 import shutil
 import socket
@@ -21,6 +22,7 @@ from typing import Any
 import httpx
 
 PACKAGES = ("chromium", "chromium-driver")
+INSTALL_LOCK = "/tmp/b24mail-browser-install.lock"
 
 
 def browser_binaries() -> tuple[str, str] | str:
@@ -34,10 +36,16 @@ def browser_binaries() -> tuple[str, str] | str:
     if shutil.which("apt-get") is None:
         return "chromium and chromium-driver are not installed, and there is no apt-get"
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update"], ["apt-get", "install", "-y", *PACKAGES]):
-        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1200)
-        if done.returncode != 0:
-            return f"{' '.join(command)} failed: {done.stderr.strip()[-300:]}"
+    # Test processes (pytest-xdist) may all get here at once: one installs, the others wait.
+    with open(INSTALL_LOCK, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not all((shutil.which("chromium"), shutil.which("chromedriver"))):
+            for command in (["apt-get", "update"], ["apt-get", "install", "-y", *PACKAGES]):
+                done = subprocess.run(
+                    command, env=env, capture_output=True, text=True, timeout=1200
+                )
+                if done.returncode != 0:
+                    return f"{' '.join(command)} failed: {done.stderr.strip()[-300:]}"
     found = shutil.which("chromium"), shutil.which("chromedriver")
     if all(found):
         return str(found[0]), str(found[1])
