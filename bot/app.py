@@ -12,6 +12,7 @@ from bot.settings import ConfigurationError
 from bot.slack import oauth as slack_oauth
 from bot.slack.clients import SLACK_API_DEFAULT
 from bot.slack.error_handler import handle_listener_error
+from bot.slack.install_pages import InstallFlow
 from bot.slack.listeners import register_all
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,11 @@ def create_app(services: Services) -> AsyncApp:
     app = AsyncApp(
         token=None if oauth else token,
         signing_secret=signing_secret,
-        oauth_settings=oauth_settings,
+        # The flow Bolt would build from these settings, with b24mail's own install page; Bolt
+        # hands it the app's client (whose base_url is set below).
+        oauth_flow=InstallFlow(logger=bolt_logger, settings=oauth_settings)
+        if oauth_settings is not None
+        else None,
         process_before_response=True,
         # Socket Mode has no signed requests to verify; HTTP mode always verifies.
         request_verification_enabled=not settings.socket_mode,

@@ -1,4 +1,4 @@
-"""b24mail serve | web | worker | migrate | check | rotate-keys."""
+"""b24mail serve | web | worker | migrate | check | rotate-keys | audit export."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 
 from pydantic import ValidationError
 
-from bot import __version__
+from bot import __version__, audit_export
 from bot.logs import setup_logging
 from bot.settings import ConfigurationError, Settings
 from bot.store.crypto import SecretBox
@@ -33,6 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             description=f"{summary[0].upper()}{summary[1:]}.\n\n{details}\n\n{_SETTINGS_NOTE}",
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
+    audit_export.add_parser(commands)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
@@ -44,6 +45,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigurationError as exc:
         return _config_error(str(exc))
     setup_logging(settings.log_level, settings.log_format)
+    if args.command == "audit":
+        return audit_export.run(settings, args)
     run: Callable[[Settings], int] = _COMMANDS[args.command]
     try:
         return run(settings)

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 from bot.slack import installation_tables
-from bot.store import models, preferences
+from bot.store import audit, confirmations, models, policy, preferences
 from bot.store.base import Base
 
 metadata = Base.metadata
 
-__all__ = ["installation_tables", "metadata", "models", "preferences"]
+__all__ = [
+    "audit",
+    "confirmations",
+    "installation_tables",
+    "metadata",
+    "models",
+    "policy",
+    "preferences",
+]

@@ -11,8 +11,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.background import Background
 from bot.bitrix24 import Bitrix24Client, ClientConfig, install_log_redaction
+from bot.mail.audit import AuditService
+from bot.mail.confirming import PendingSends
 from bot.mail.delivery import DeliveryConfig
 from bot.mail.linking import LinkService
+from bot.mail.policy import PolicyService
 from bot.mail.replying import ReplyService
 from bot.mail.sending import SendingService
 from bot.mail.wakeup import Wakeup
@@ -24,12 +27,15 @@ from bot.slack.installations import EncryptedInstallationStore
 from bot.slack.language import LanguageService
 from bot.slack.oauth import BotTokens
 from bot.slack.user_names import UserNames
+from bot.store.audit import AuditRepository
 from bot.store.cards import CardRepository
+from bot.store.confirmations import PendingSendRepository
 from bot.store.crypto import SecretBox
 from bot.store.db import SessionFactory, create_engine, create_session_factory
 from bot.store.link_cache import CachedLinkRepository
 from bot.store.links import LinkRepository
 from bot.store.outbox import OutboxRepository
+from bot.store.policy import PolicyRepository
 from bot.store.preferences import PreferenceRepository
 from bot.store.workspace import WorkspaceRepository
 
@@ -51,6 +57,10 @@ class Services:
     notify_wakeup: Wakeup
     language: LanguageService
     workspaces: WorkspaceRemoval
+    policy: PolicyService
+    audit: AuditService
+    pending_sends: PendingSends
+    audit_wakeup: Wakeup
     delivery_config: DeliveryConfig = field(default_factory=DeliveryConfig)
     user_names: UserNames = field(default_factory=UserNames)
     # OAuth mode only (settings.slack_mode == "oauth"): installations and their bot tokens.
@@ -106,6 +116,14 @@ def build_services(
         sender_ttl=timedelta(minutes=settings.b24mail_sender_cache_minutes),
     )
     delivery_wakeup = Wakeup()
+    audit_wakeup = Wakeup()
+    policies = PolicyRepository(sessions=sessions)
+    audit = AuditService(
+        repository=AuditRepository(sessions=sessions),
+        policies=policies,
+        wakeup=audit_wakeup,
+        retention_days=settings.b24mail_audit_retention_days,
+    )
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
     installations, bot_tokens = _installations(settings, engine, box)
     slack_clients = SlackClients(
@@ -143,6 +161,15 @@ def build_services(
             clients=slack_clients,
         ),
         workspaces=WorkspaceRemoval(workspace_rows),
+        policy=PolicyService(
+            store=policies,
+            audit=audit,
+            max_recipients=settings.b24mail_max_recipients,
+            hourly_cap=settings.b24mail_hourly_cap,
+        ),
+        audit=audit,
+        pending_sends=PendingSends(repository=PendingSendRepository(sessions=sessions)),
+        audit_wakeup=audit_wakeup,
         delivery_config=delivery_config or delivery_config_from(settings),
         installations=installations,
         bot_tokens=bot_tokens,

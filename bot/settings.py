@@ -97,6 +97,8 @@ class Settings(BaseSettings):
     b24mail_allow_insecure_portals: bool = False
     b24mail_max_recipients: int = Field(default=50, ge=1, le=500)
     b24mail_hourly_cap: int = Field(default=200, ge=1)
+    # Audit records older than this are deleted by the worker (0 is refused: keep at least a day).
+    b24mail_audit_retention_days: int = Field(default=365, ge=1, le=36_500)
     b24mail_retry_window_minutes: float = Field(default=30.0, gt=0)
     b24mail_retry_base_seconds: float = Field(default=5.0, gt=0)
     b24mail_retry_max_seconds: float = Field(default=300.0, gt=0)

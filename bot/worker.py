@@ -9,10 +9,13 @@ from collections.abc import Awaitable, Callable
 
 from bot.mail.delivery import DeliveryWorker
 from bot.services import Services
+from bot.slack.audit_channel import AuditChannelPoster
 from bot.slack.notifier import StatusNotifier
 from bot.store.listen import OUTBOX_CHANNEL, asyncpg_dsn, listen
 
 log = logging.getLogger(__name__)
+
+HOUSEKEEPING_SECONDS = 3600.0
 
 
 class Worker:
@@ -41,6 +44,8 @@ class Worker:
             wakeup=services.delivery_wakeup,
             on_change=services.notify_wakeup.notify,
             config=services.delivery_config,
+            policy=services.policy,
+            audit=services.audit,
         )
         self.notifier = StatusNotifier(
             outbox=services.outbox,
@@ -49,12 +54,21 @@ class Worker:
             texts_for=services.language.texts_for_email,
             retry_window_minutes=settings.b24mail_retry_window_minutes,
         )
+        self.audit_poster = AuditChannelPoster(
+            repository=services.audit.repository,
+            clients=services.slack_clients,
+            wakeup=services.audit_wakeup,
+        )
+        self._audit_task: asyncio.Task[None] | None = None
+        self._stop_audit = asyncio.Event()
 
     async def start(self) -> None:
         self._stop_delivery.clear()
         self._stop_notifier.clear()
         self._delivery_tasks = [self._spawn("delivery", self.delivery.run, self._stop_delivery)]
         self._notifier_task = self._spawn("notifier", self.notifier.run, self._stop_notifier)
+        self._stop_audit.clear()
+        self._audit_task = self._spawn("audit", self._audit_loop, self._stop_audit)
         url = self._services.settings.database_url
         if url.startswith("postgresql"):
             wake = self._services.delivery_wakeup.notify
@@ -72,9 +86,34 @@ class Worker:
         tasks = [*self._delivery_tasks, *([self._notifier_task] if self._notifier_task else [])]
         return bool(tasks) and not self._stop_delivery.is_set() and not any(t.done() for t in tasks)
 
+    async def housekeeping(self) -> None:
+        """Prune audit records past their retention and confirmations nobody gave."""
+        await self._services.audit.prune()
+        await self._services.pending_sends.prune()
+
+    async def _audit_loop(self, stop: asyncio.Event) -> None:
+        """The audit channel's lines, and housekeeping once an hour (first at start)."""
+        poster = asyncio.create_task(self.audit_poster.run(stop), name="b24mail-audit-poster")
+        try:
+            while not stop.is_set():
+                try:
+                    await self.housekeeping()
+                except Exception:
+                    log.exception("audit housekeeping failed; trying again in an hour")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), HOUSEKEEPING_SECONDS)
+        finally:
+            self._services.audit_wakeup.notify()
+            await _finish([poster], 5.0)
+
     async def stop(self) -> None:
         """Stop claiming; release what has not started, let sends in flight finish within the
         grace period (their leases cover them after it), then post the statuses that changed."""
+        self._stop_audit.set()
+        self._services.audit_wakeup.notify()
+        if self._audit_task is not None:
+            await _finish([self._audit_task], 5.0)
+            self._audit_task = None
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._grace
         self._stop_delivery.set()

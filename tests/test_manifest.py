@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.slack import ids
 from bot.slack.listeners.events import EVENTS
+from bot.slack.listeners.home import EVENTS as HOME_EVENTS
 from bot.slack.oauth import BOT_SCOPES, REDIRECT_PATH
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.slack_requests import event_callback, message_action, slash_command_body
@@ -50,8 +51,14 @@ def test_oauth_redirect_url_is_the_one_bolt_serves() -> None:
 def test_manifest_and_listeners_name_the_same_events() -> None:
     subscriptions = manifest()["settings"]["event_subscriptions"]
     assert subscriptions["request_url"] == "https://b24mail.example.com/slack/events"
-    assert sorted(subscriptions["bot_events"]) == sorted(EVENTS)
+    assert sorted(subscriptions["bot_events"]) == sorted((*EVENTS, *HOME_EVENTS))
     assert "user_events" not in subscriptions
+
+
+def test_the_home_tab_is_enabled_and_the_messages_tab_kept() -> None:
+    app_home = manifest()["features"]["app_home"]
+    assert app_home["home_tab_enabled"] is True
+    assert app_home["messages_tab_enabled"] is True
 
 
 def _strings(value: Any) -> list[str]:

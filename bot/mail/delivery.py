@@ -30,9 +30,11 @@ from bot.bitrix24 import (
 )
 from bot.identity import SlackUser
 from bot.logs import correlation
+from bot.mail.audit import AuditService
 from bot.mail.backoff import backoff_delay
-from bot.mail.errors import MailError
+from bot.mail.errors import MailError, NotLinked
 from bot.mail.linking import LinkService
+from bot.mail.policy import PolicyRefused, PolicyService
 from bot.mail.wakeup import Wakeup
 from bot.store.base import utcnow
 from bot.store.models import OutboxEmail
@@ -64,8 +66,12 @@ class DeliveryWorker:
         wakeup: Wakeup,
         on_change: Callable[[], None],
         config: DeliveryConfig | None = None,
+        policy: PolicyService | None = None,
+        audit: AuditService | None = None,
     ) -> None:
         self._outbox = outbox
+        self._policy = policy
+        self._audit = audit
         self._links = links
         self._bitrix24 = bitrix24
         self._wakeup = wakeup
@@ -133,6 +139,7 @@ class DeliveryWorker:
         started = utcnow()
         try:
             link = await self._links.require_stored(user)
+            await self._check_policy(row)
             credentials = self._links.credentials(link)
             email = OutgoingEmail(
                 from_=row.sender,
@@ -186,6 +193,8 @@ class DeliveryWorker:
         else:
             # The sender to preselect next time; one write fewer when it did not change.
             sent = await self._outbox.mark_sent(row.id, owner=self.owner)
+            if sent:
+                await self._record(row, "sent")
             if sent and link.last_sender != row.sender:
                 await self._links.remember_sender(user, row.sender)
             metrics.SENDS.labels("sent").inc()
@@ -227,7 +236,13 @@ class DeliveryWorker:
             )
             return
         final_code = "gave_up" if transient else code
-        await self._outbox.mark_failed(row.id, owner=self.owner, code=final_code, detail=detail)
+        failed = await self._outbox.mark_failed(
+            row.id, owner=self.owner, code=final_code, detail=detail
+        )
+        # An e-mail whose sender has no link (disconnected, or the workspace uninstalled b24mail
+        # and its audit log went with it) never left: nothing to audit.
+        if failed and final_code != NotLinked.code:
+            await self._record(row, f"failed:{final_code}")
         metrics.SENDS.labels("failed").inc()
         log.warning(
             "email=%s failed for good (%s, last error %s)",
@@ -236,6 +251,33 @@ class DeliveryWorker:
             code,
             extra=_attempt_fields(row, "failed", took_ms, code=final_code),
         )
+
+    async def _check_policy(self, row: OutboxEmail) -> None:
+        """The workspace's policy may have changed since the e-mail was queued: check it again.
+
+        Only its hard rules: the "ask before sending outside" question was for the sender at
+        submission, and cannot be asked now.
+        """
+        if self._policy is None:
+            return
+        policy = await self._policy.of_team(enterprise_id=row.enterprise_id, team_id=row.team_id)
+        verdict = self._policy.check(policy, [*row.to_addrs, *row.cc_addrs, *row.bcc_addrs])
+        if verdict.refusal is not None:
+            log.warning(
+                "email=%s refused by the workspace policy at delivery: %s",
+                row.id,
+                verdict.refusal.rule,
+            )
+            raise PolicyRefused(verdict.refusal)
+
+    async def _record(self, row: OutboxEmail, outcome: str) -> None:
+        """The audit record of an e-mail that left; its failure never undoes or repeats a send."""
+        if self._audit is None:
+            return
+        try:
+            await self._audit.email_left(row, outcome=outcome)
+        except Exception:
+            log.exception("audit record of email=%s (%s) not written", row.id, outcome)
 
     def _retry_at(self, row: OutboxEmail, error: Exception, now: datetime) -> datetime:
         config = self._config
@@ -274,6 +316,8 @@ def _portal_detail(error: Exception) -> str | None:
     """
     if isinstance(error, PortalMoved):
         return error.new_host
+    if isinstance(error, PolicyRefused):
+        return error.refusal.describe()
     message = getattr(error, "portal_message", None)
     if not message:
         return None

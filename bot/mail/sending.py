@@ -40,10 +40,12 @@ class SendingService:
     def hourly_cap(self) -> int:
         return self._hourly_cap
 
-    async def check_cap(self, user: SlackUser) -> None:
+    async def check_cap(self, user: SlackUser, *, cap: int | None = None) -> None:
+        """Raise SendingCapReached at `cap` (the workspace policy's) or the instance's cap."""
+        cap = self._hourly_cap if cap is None else cap
         sent = await self.outbox.count_since(user, utcnow() - timedelta(hours=1))
-        if sent >= self._hourly_cap:
-            raise SendingCapReached(self._hourly_cap)
+        if sent >= cap:
+            raise SendingCapReached(cap)
 
     async def submit(
         self,
@@ -54,6 +56,7 @@ class SendingService:
         result_channel: str,
         result_thread_ts: str | None = None,
         reply_to_message_id: int | None = None,
+        hourly_cap: int | None = None,
     ) -> tuple[OutboxEmail, bool]:
         """Queue the e-mail durably; returns (row, created). A repeated submission creates nothing.
 
@@ -83,7 +86,9 @@ class SendingService:
             lock = self._cap_locks[user] = asyncio.Lock()
         try:
             async with lock:
-                row, created = await self.outbox.enqueue(new, hourly_cap=self._hourly_cap)
+                row, created = await self.outbox.enqueue(
+                    new, hourly_cap=self._hourly_cap if hourly_cap is None else hourly_cap
+                )
         except CapReached as exc:
             raise SendingCapReached(exc.cap) from exc
         if created:

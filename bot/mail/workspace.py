@@ -1,8 +1,9 @@
 """A workspace leaves: the app was uninstalled, or some of its tokens were revoked.
 
 Uninstalled: everything b24mail keeps about the workspace goes, in one transaction: its
-installation (OAuth mode), its users' links (webhooks), e-mail cards and preferences. E-mails
-still queued then fail as `not_linked` (kept in history).
+installation (OAuth mode), its users' links (webhooks), e-mail cards, preferences, its e-mail
+policy and its audit log. E-mails still queued then fail as `not_linked` (kept in history,
+never audited: they did not leave).
 
 Tokens revoked: only the installation rows of the revoked tokens' owners go (the bot's, or the
 users'); the workspace's links stay until it uninstalls the app.
@@ -35,12 +36,14 @@ class WorkspaceRemoval:
         removed = await self._rows.delete_workspace(enterprise_id=enterprise_id, team_id=team)
         log.info(
             "app uninstalled from enterprise=%s team=%s: removed its installation, %d link(s), "
-            "%d card(s), %d preference row(s)",
+            "%d card(s), %d preference row(s), %d policy, %d audit record(s)",
             enterprise_id,
             team or "(whole org)",
             removed.links,
             removed.cards,
             removed.preferences,
+            removed.policies,
+            removed.audit_records,
         )
 
     async def tokens_revoked(

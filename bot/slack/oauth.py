@@ -38,7 +38,7 @@ from sqlalchemy import Table, delete, insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.settings import ConfigurationError, Settings
-from bot.slack import installation_tables
+from bot.slack import install_pages, installation_tables
 from bot.slack.installations import EncryptedInstallationStore
 
 log = logging.getLogger(__name__)
@@ -327,8 +327,10 @@ def oauth_settings(
         user_scopes=[],
         redirect_uri=settings.slack_redirect_uri,
         install_path=INSTALL_PATH,
-        # /slack/install redirects straight to Slack's authorize page.
-        install_page_rendering_enabled=False,
+        # /slack/install shows b24mail's own landing page (bot/slack/install_pages.py) with
+        # the "Add to Slack" link; the success and failure pages are ours too.
+        install_page_rendering_enabled=True,
+        callback_options=install_pages.callback_options(),
         redirect_uri_path=REDIRECT_PATH,
         installation_store=store,
         installation_store_bot_only=True,

@@ -15,8 +15,11 @@ from sqlalchemy import Delete, delete
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.expression import Executable
 
+from bot.store.audit import AuditPost, AuditRecord
+from bot.store.confirmations import PendingSend
 from bot.store.db import SessionFactory
 from bot.store.models import EmailCard, Link
+from bot.store.policy import WorkspacePolicyRow
 from bot.store.preferences import UserPreference
 
 
@@ -46,6 +49,8 @@ class RemovedRows:
     links: int
     cards: int
     preferences: int
+    policies: int = 0
+    audit_records: int = 0
 
 
 class WorkspaceRepository:
@@ -62,7 +67,8 @@ class WorkspaceRepository:
     async def delete_workspace(
         self, *, enterprise_id: str | None, team_id: str | None
     ) -> RemovedRows:
-        """Installation, links, e-mail cards and preferences of a workspace (of a whole org
+        """Installation, links, e-mail cards, preferences, e-mail policy, audit log (with its
+        unposted channel lines) and e-mails held for confirmation of a workspace (of a whole org
         install when team_id is None), all or nothing."""
         ours = enterprise_id or ""  # b24mail's tables key non-Grid workspaces with ""
         async with self._sessions.begin() as session:
@@ -72,7 +78,16 @@ class WorkspaceRepository:
                 preferences=await _count(
                     session, _of_team(delete(UserPreference), UserPreference, ours, team_id)
                 ),
+                policies=await _count(
+                    session,
+                    _of_team(delete(WorkspacePolicyRow), WorkspacePolicyRow, ours, team_id),
+                ),
+                audit_records=await _count(
+                    session, _of_team(delete(AuditRecord), AuditRecord, ours, team_id)
+                ),
             )
+            await session.execute(_of_team(delete(AuditPost), AuditPost, ours, team_id))
+            await session.execute(_of_team(delete(PendingSend), PendingSend, ours, team_id))
             if self._installations is not None:
                 for statement in self._installations.of_workspace(
                     enterprise_id=enterprise_id, team_id=team_id
@@ -101,7 +116,13 @@ class WorkspaceRepository:
 
 def _of_team(
     statement: Delete,
-    model: type[Link] | type[EmailCard] | type[UserPreference],
+    model: type[Link]
+    | type[EmailCard]
+    | type[UserPreference]
+    | type[WorkspacePolicyRow]
+    | type[AuditRecord]
+    | type[AuditPost]
+    | type[PendingSend],
     enterprise_id: str,
     team_id: str | None,
 ) -> Delete:

@@ -335,6 +335,8 @@ class FakeSlack(SlackMethods):
         team_id: str,
         is_bot: bool,
         deleted: bool,
+        is_admin: bool = False,
+        is_owner: bool = False,
     ) -> dict[str, Any]:
         profile: dict[str, Any] = {
             "title": "",
@@ -369,8 +371,8 @@ class FakeSlack(SlackMethods):
             "tz_label": "Central European Time",
             "tz_offset": tz_offset,
             "profile": profile,
-            "is_admin": False,
-            "is_owner": False,
+            "is_admin": is_admin or is_owner,  # Slack marks owners as admins too
+            "is_owner": is_owner,
             "is_primary_owner": False,
             "is_restricted": False,
             "is_ultra_restricted": False,
@@ -394,9 +396,12 @@ class FakeSlack(SlackMethods):
         team_id: str | None = None,
         is_bot: bool = False,
         deleted: bool = False,
+        is_admin: bool = False,
+        is_owner: bool = False,
     ) -> None:
-        """Make ``user_id`` known to users.info and conversations.open.
-        ``name`` defaults to the id in lower case, ``real_name`` to ``"User <id>"``."""
+        """Make ``user_id`` known to users.info and conversations.open (again: replaces it).
+        ``name`` defaults to the id in lower case, ``real_name`` to ``"User <id>"``;
+        ``is_admin`` / ``is_owner`` make a workspace admin or owner."""
         with self._lock:
             self._users[user_id] = self._user_record(
                 user_id,
@@ -409,6 +414,8 @@ class FakeSlack(SlackMethods):
                 team_id=team_id or self.team_id,
                 is_bot=is_bot,
                 deleted=deleted,
+                is_admin=is_admin,
+                is_owner=is_owner,
             )
 
     def add_channel(

@@ -234,7 +234,9 @@ async def test_an_empty_webhook_field_is_refused_inline(services: Services) -> N
     ack = Recorder()
     values = {ids.CONNECT_URL_BLOCK: {ids.CONNECT_URL_ACTION: text_input("")}}
     view = view_submission(callback_id=ids.CONNECT_VIEW, values=values)["view"]
-    await views.on_connect_submit(ack=ack, view=view, user=ALICE, t=EN, services=services)
+    await views.on_connect_submit(
+        ack=ack, view=view, client=NO_SLACK, user=ALICE, t=EN, services=services
+    )
     assert ack.calls == [
         {"response_action": "errors", "errors": {ids.CONNECT_URL_BLOCK: EN("validation.required")}}
     ]

@@ -3,9 +3,11 @@ token rotation, through the real HTTP endpoint and the fake Slack; the mode deci
 
 from __future__ import annotations
 
+import html
 import io
 import logging
 import os
+import re
 import subprocess
 import sys
 import time
@@ -80,11 +82,18 @@ async def oauth_app(
         yield app
 
 
+def add_to_slack_url(page: str) -> str:
+    """The landing page's "Add to Slack" link (the one link with that id)."""
+    found = re.search(r'id="add-to-slack" href="([^"]+)"', page)
+    assert found, page
+    return html.unescape(found.group(1))
+
+
 async def begin_install(app: RunningApp) -> str:
     """GET /slack/install: the state Slack will hand back (the browser keeps it as a cookie)."""
     response = await app.http.get("/slack/install")
-    assert response.status_code == 302, response.text
-    state = parse_qs(urlsplit(response.headers["location"]).query)["state"][0]
+    assert response.status_code == 200, response.text
+    state = parse_qs(urlsplit(add_to_slack_url(response.text)).query)["state"][0]
     assert f"{STATE_COOKIE}={state};" in response.headers["set-cookie"]
     return state
 
@@ -150,13 +159,14 @@ async def queue_email(app: RunningApp, user: SlackUser, key: str) -> OutboxEmail
 # --- the install flow ---------------------------------------------------------------------------
 
 
-async def test_install_page_redirects_to_slack_with_our_scopes_and_a_signed_state(
+async def test_install_page_links_to_slack_with_our_scopes_and_a_signed_state(
     engine: AsyncEngine, slack: FakeSlack
 ) -> None:
     async with oauth_app(engine, slack) as app:
         response = await app.http.get("/slack/install")
-    assert response.status_code == 302
-    url = urlsplit(response.headers["location"])
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    url = urlsplit(add_to_slack_url(response.text))
     assert f"{url.scheme}://{url.netloc}{url.path}" == "https://slack.com/oauth/v2/authorize"
     query = parse_qs(url.query, keep_blank_values=True)
     assert query["client_id"] == [CLIENT_ID]

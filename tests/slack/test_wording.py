@@ -24,6 +24,7 @@ from babel.messages.pofile import read_po
 from bot.bitrix24 import Bitrix24Error, Message, MessagePage
 from bot.mail.compose import FieldProblem
 from bot.mail.errors import MailError, SendingCapReached
+from bot.mail.policy import WorkspacePolicy, normalize_domain
 from bot.mail.replying import ReplyDraft
 from bot.slack import ids
 from bot.slack.blocks import BUTTON_TEXT_MAX, TITLE_MAX
@@ -34,7 +35,9 @@ from bot.slack.render.card import email_card
 from bot.slack.render.compose import Prefill, compose_modal, inline_errors
 from bot.slack.render.connect import connect_modal, connect_prompt, connected_view, help_blocks
 from bot.slack.render.connect import status_blocks as link_status_blocks
+from bot.slack.render.home import HomeState, home_view
 from bot.slack.render.inbox import inbox_blocks
+from bot.slack.render.policy import confirm_gone_view, confirm_outside_view, policy_modal
 from bot.slack.render.reply import (
     ReplyForm,
     hint_option,
@@ -45,7 +48,7 @@ from bot.slack.render.reply import (
 )
 from bot.slack.render.status import history_blocks, status_message
 from bot.slack.wording import CATALOGUES, LANGUAGES, Texts, catalogue_path
-from bot.store.models import OutboxEmail
+from bot.store.models import Link, OutboxEmail
 from bot.store.outbox import OutboxStatus
 from tests.fakes.block_kit import block_errors
 
@@ -357,7 +360,32 @@ def modals(t: Texts) -> dict[str, dict[str, Any]]:
         "reply_problem": problem_modal(
             t, t("reply.other_portal", portal=LONG_HOST, host=LONG_HOST)
         ),
+        "policy": policy_modal(
+            t, WORST_POLICY, instance_max_recipients=50, instance_hourly_cap=200
+        ),
+        "policy_empty": policy_modal(
+            t, WorkspacePolicy(), instance_max_recipients=50, instance_hourly_cap=200
+        ),
+        "confirm_outside": confirm_outside_view(
+            t,
+            outside=RECIPIENTS_50 + RECIPIENTS_50,
+            allowed=WORST_POLICY.allowed_domains,
+            private_metadata="0" * 36,
+        ),
+        "confirm_gone": confirm_gone_view(t),
     }
+
+
+WORST_POLICY = WorkspacePolicy(
+    allowed_domains=tuple(
+        normalize_domain(f"*.{'поддомен' * 6}{i}.{'пример' * 5}.рф") for i in range(200)
+    ),
+    blocked_domains=tuple(normalize_domain(f"blocked{i}.{'x' * 60}.example") for i in range(200)),
+    max_recipients=5,
+    hourly_cap=7,
+    confirm_outside=True,
+    audit_channel="C0AUDIT",
+)
 
 
 def messages(t: Texts) -> dict[str, list[dict[str, Any]]]:
@@ -417,6 +445,35 @@ def messages(t: Texts) -> dict[str, list[dict[str, Any]]]:
         out[f"inbox_empty_{n}_{bool(search)}"] = inbox_blocks(
             t, MessagePage(items=[], page=n, limit=10, has_more=False), search=search
         )[1]
+    emails = [email_row(s) for s in ("sent", "failed", "queued", "sending")] * 3
+    link = Link(
+        team_id="T1",
+        slack_user_id="U1",
+        portal_host=LONG_HOST,
+        b24_user_id=1,
+        secret_encrypted="x",
+        senders=SENDERS,
+    )
+    for name, state in {
+        "home_admin": HomeState(
+            link=link,
+            emails=emails[:10],
+            chosen_language=None,
+            slack_language=t.locale,
+            policy=WORST_POLICY,
+        ),
+        "home_admin_no_policy": HomeState(
+            link=link,
+            emails=[],
+            chosen_language="ru",
+            slack_language="en",
+            policy=WorkspacePolicy(),
+        ),
+        "home_unlinked": HomeState(
+            link=None, emails=[], chosen_language="en", slack_language=t.locale
+        ),
+    }.items():
+        out[name] = home_view(t, state)["blocks"]
     out["card"] = email_card(t, message(), portal=LONG_HOST, shared_by="U0001")[1]
     out["card_bare"] = email_card(
         t, message(subject="", body=None, date=None, url=None), portal="p", shared_by="U0001"

@@ -13,6 +13,7 @@ from bot.slack.listeners import (
     commands,
     compose,
     events,
+    home,
     inbox,
     reply,
     reply_options,
@@ -28,5 +29,5 @@ if TYPE_CHECKING:
 
 def register_all(app: AsyncApp, services: Services) -> None:
     app.middleware(RequestScope(services))
-    for module in (commands, views, actions, compose, inbox, reply, reply_options, events):
+    for module in (commands, views, actions, compose, inbox, reply, reply_options, events, home):
         module.register(app)

@@ -12,6 +12,7 @@ from bot.slack.command_text import parse_command_text
 from bot.slack.language import parse_choice
 from bot.slack.listeners.command_call import CommandCall
 from bot.slack.listeners.compose import open_compose, show_history
+from bot.slack.listeners.home import refresh_home
 from bot.slack.listeners.inbox import show_inbox
 from bot.slack.render.connect import (
     connect_modal,
@@ -93,6 +94,7 @@ async def _connect(call: CommandCall) -> None:
 async def _disconnect(call: CommandCall) -> None:
     removed = await call.services.links.disconnect(call.user)
     await call.ack(text=call.t("disconnect.done" if removed else "disconnect.none"))
+    refresh_home(call.services, call.client, call.user)
 
 
 async def _status(call: CommandCall) -> None:
@@ -132,6 +134,7 @@ async def _lang(call: CommandCall) -> None:
         await call.ack(text=t("lang.done_auto", language=t(f"lang.name.{t.locale}")))
     else:
         await call.ack(text=t("lang.done"))
+    refresh_home(call.services, call.client, call.user)
 
 
 _HANDLERS = {

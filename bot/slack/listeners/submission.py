@@ -1,4 +1,8 @@
-"""The submission of the compose and reply modals: one flow, from the form to the queue."""
+"""The submission of the compose and reply modals: one flow, from the form to the queue.
+
+The workspace's e-mail policy is read once per submission (an admin may have just changed it)
+and checked with the form; addresses outside its allowed domains, when it asks, hold the e-mail
+for its sender's confirmation (bot/slack/listeners/home.py takes the answer)."""
 
 from __future__ import annotations
 
@@ -7,10 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 from bot.identity import SlackUser
 from bot.mail.compose import ComposeInput, ValidEmail, validate_compose
+from bot.mail.confirming import QueueTarget
 from bot.mail.errors import SendingCapReached
+from bot.mail.policy import WorkspacePolicy
 from bot.slack import ids
 from bot.slack.metadata import ViewOrigin
 from bot.slack.render.compose import inline_errors
+from bot.slack.render.policy import confirm_outside_view, refusal_text
 from bot.slack.richtext import collect_mentions, email_body
 from bot.slack.view_state import (
     rich_text_value,
@@ -41,9 +48,9 @@ async def submit_email(
     reply_to_message_id: int | None,
     refused: Mapping[str, str] | None = None,
 ) -> None:
-    """Check that the user is linked, validate the form and the cap, queue the e-mail; every
-    problem goes back inline. `refused`: the caller's own inline errors (the reply's target),
-    shown once the user is known to be linked."""
+    """Check that the user is linked, validate the form, the workspace's policy and the cap,
+    queue the e-mail; every problem goes back inline. `refused`: the caller's own inline errors
+    (the reply's target), shown once the user is known to be linked."""
     link = await services.links.get(user)
     if link is None:
         await ack(response_action="errors", errors={blocks["from"]: t("error.not_linked")})
@@ -51,8 +58,16 @@ async def submit_email(
     if refused:
         await ack(response_action="errors", errors=dict(refused))
         return
+    policy = await services.policy.of(user)
     result = await _checked_email(
-        services=services, client=client, t=t, user=user, link=link, view=view, blocks=blocks
+        services=services,
+        client=client,
+        t=t,
+        user=user,
+        link=link,
+        view=view,
+        blocks=blocks,
+        policy=policy,
     )
     if not isinstance(result, ValidEmail):
         await ack(response_action="errors", errors=result)
@@ -61,10 +76,12 @@ async def submit_email(
         services=services,
         ack=ack,
         view=view,
+        t=t,
         user=user,
         email=result,
         origin=origin,
         reply_to_message_id=reply_to_message_id,
+        policy=policy,
     )
 
 
@@ -77,6 +94,7 @@ async def _checked_email(
     link: Link,
     view: Mapping[str, Any],
     blocks: Mapping[str, str],
+    policy: WorkspacePolicy,
 ) -> ValidEmail | dict[str, str]:
     """The e-mail ready to queue, or the inline errors ({block_id: message}) to ack with."""
     body = rich_text_value(view, blocks["body"], ids.BODY_ACTION)
@@ -97,11 +115,24 @@ async def _checked_email(
     )
     if isinstance(result, list):
         return inline_errors(t, result, blocks)
+    verdict = services.policy.check(policy, [*result.to, *result.cc, *result.bcc])
+    if verdict.refusal is not None:
+        return {
+            _block_of(verdict.refusal.address, result, blocks): refusal_text(t, verdict.refusal)
+        }
     try:
-        await services.sending.check_cap(user)
+        await services.sending.check_cap(user, cap=services.policy.hourly_cap(policy))
     except SendingCapReached as exc:
-        return {blocks["to"]: t.error(exc.code, cap=services.sending.hourly_cap)}
+        return {blocks["to"]: t.error(exc.code, cap=exc.cap)}
     return result
+
+
+def _block_of(address: str, email: ValidEmail, blocks: Mapping[str, str]) -> str:
+    """The field an address was typed in (To for a count, or one not found)."""
+    for name, addresses in (("cc", email.cc), ("bcc", email.bcc)):
+        if address and address in addresses:
+            return blocks[name]
+    return blocks["to"]
 
 
 async def _queue_email(
@@ -109,10 +140,12 @@ async def _queue_email(
     services: Services,
     ack: AsyncAck,
     view: Mapping[str, Any],
+    t: Texts,
     user: SlackUser,
     email: ValidEmail,
     origin: ViewOrigin,
     reply_to_message_id: int | None,
+    policy: WorkspacePolicy,
 ) -> None:
     """Queue a checked e-mail, close the modal, and let the status message be posted.
 
@@ -124,13 +157,32 @@ async def _queue_email(
         or origin.channel_id
         or user.user_id
     )
-    await services.sending.submit(
-        user,
-        email,
+    target = QueueTarget(
         submission_key=f"{view.get('id')}:{view.get('hash')}",
         result_channel=channel,
         result_thread_ts=origin.thread_ts if channel == origin.channel_id else None,
         reply_to_message_id=reply_to_message_id,
+    )
+    outside = services.policy.check(policy, [*email.to, *email.cc, *email.bcc]).outside
+    if outside and policy.confirm_outside:
+        # The workspace asks before e-mail leaves its allowed domains: the e-mail waits while
+        # the sender confirms on a view pushed over this one.
+        key = await services.pending_sends.hold(user, email, target)
+        await ack(
+            response_action="push",
+            view=confirm_outside_view(
+                t, outside=outside, allowed=policy.allowed_domains, private_metadata=key
+            ),
+        )
+        return
+    await services.sending.submit(
+        user,
+        email,
+        submission_key=target.submission_key,
+        result_channel=target.result_channel,
+        result_thread_ts=target.result_thread_ts,
+        reply_to_message_id=target.reply_to_message_id,
+        hourly_cap=services.policy.hourly_cap(policy),
     )
     await ack()
     services.notify_wakeup.notify()

@@ -10,12 +10,14 @@ from bot.identity import SlackUser
 from bot.mail.errors import MailError
 from bot.slack import ids
 from bot.slack.errors import explain
+from bot.slack.listeners.home import refresh_home
 from bot.slack.render.connect import connected_view
 from bot.slack.view_state import text_value
 from bot.slack.wording import Texts
 
 if TYPE_CHECKING:
     from slack_bolt.async_app import AsyncAck, AsyncApp
+    from slack_sdk.web.async_client import AsyncWebClient
 
     from bot.services import Services
 
@@ -23,7 +25,12 @@ log = logging.getLogger(__name__)
 
 
 async def on_connect_submit(
-    ack: AsyncAck, view: dict[str, Any], user: SlackUser, t: Texts, services: Services
+    ack: AsyncAck,
+    view: dict[str, Any],
+    client: AsyncWebClient,
+    user: SlackUser,
+    t: Texts,
+    services: Services,
 ) -> None:
     url = text_value(view, ids.CONNECT_URL_BLOCK, ids.CONNECT_URL_ACTION)
     if not url:
@@ -46,6 +53,7 @@ async def on_connect_submit(
             t, host=link.portal_host, b24_user_id=link.b24_user_id, senders=link.senders
         ),
     )
+    refresh_home(services, client, user)
 
 
 def register(app: AsyncApp) -> None:

@@ -81,7 +81,12 @@ def status_message(
             ),
         ]
         # For a moved portal the detail is the new host, already named in the explanation.
-        if email.error_detail and email.error_code != "portal_moved":
+        if email.error_detail and email.error_code == "policy_refused":
+            # Our own words (the address and the rule), not the portal's.
+            blocks.append(
+                context(t("status_msg.policy_rule", detail=escape_mrkdwn(email.error_detail)))
+            )
+        elif email.error_detail and email.error_code != "portal_moved":
             blocks.append(
                 context(t("status_msg.portal_said", detail=escape_mrkdwn(email.error_detail)))
             )

@@ -1,0 +1,278 @@
+"""The Home tab and the workspace policy: app_home_opened, the Home tab's buttons, the policy
+modal, and the confirm step for e-mails to addresses outside the allowed domains.
+
+Admin rights are asked of Slack (users.info) each time they matter: when the Home tab is drawn
+(to show the policy section or not) and again when a change is submitted, whatever the payload
+says. A non-admin's forged action or submission changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from slack_sdk.errors import SlackApiError, SlackClientError
+
+from bot.identity import SlackUser
+from bot.mail.addresses import parse_address_list
+from bot.mail.compose import FieldProblem
+from bot.mail.errors import SendingCapReached
+from bot.mail.policy import NotAnAdmin, policy_from_form
+from bot.slack import ids
+from bot.slack.admins import is_workspace_admin
+from bot.slack.blocks import modal, section
+from bot.slack.metadata import ViewOrigin
+from bot.slack.middleware import USER_IN_CONTEXT
+from bot.slack.render.compose import Prefill, compose_modal
+from bot.slack.render.home import HomeState, home_view, language_choice
+from bot.slack.render.policy import (
+    confirm_gone_view,
+    policy_form,
+    policy_modal,
+    refusal_text,
+)
+from bot.slack.slack_calls import open_view_or_explain
+from bot.slack.wording import Texts
+
+if TYPE_CHECKING:
+    from slack_bolt.async_app import AsyncAck, AsyncApp
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    from bot.services import Services
+
+log = logging.getLogger(__name__)
+
+# The events these listeners take; manifest.yml subscribes to them (tests/test_manifest.py).
+EVENTS = ("app_home_opened",)
+
+POLICY_FIELD_BLOCKS = {
+    "allowed": ids.POLICY_ALLOWED_BLOCK,
+    "blocked": ids.POLICY_BLOCKED_BLOCK,
+    "max_recipients": ids.POLICY_MAX_RECIPIENTS_BLOCK,
+    "hourly_cap": ids.POLICY_HOURLY_CAP_BLOCK,
+    "confirm": ids.POLICY_CONFIRM_BLOCK,
+}
+
+
+async def publish_home(services: Services, client: AsyncWebClient, user: SlackUser) -> None:
+    """Draw the user's Home tab as it is now (views.publish); failures are logged, not raised."""
+    try:
+        profile = await services.language.profile(user, client=client)
+        t = profile.texts()
+        link = await services.links.get(user)
+        emails = await services.sending.history(user, limit=10)
+        admin = await is_workspace_admin(client, user)
+        state = HomeState(
+            link=link,
+            emails=emails,
+            chosen_language=profile.chosen,
+            slack_language=profile.slack_language,
+            policy=await services.policy.of(user) if admin else None,
+            instance_max_recipients=services.settings.b24mail_max_recipients,
+            instance_hourly_cap=services.settings.b24mail_hourly_cap,
+        )
+        await client.views_publish(user_id=user.user_id, view=home_view(t, state))
+    except (SlackApiError, SlackClientError, OSError) as exc:
+        error = exc.response.get("error") if isinstance(exc, SlackApiError) else type(exc).__name__
+        log.warning("home tab of user=%s not published: %s", user.user_id, error)
+
+
+def refresh_home(services: Services, client: AsyncWebClient, user: SlackUser) -> None:
+    """Redraw the Home tab after a change, off the request's path."""
+    services.background.spawn(publish_home(services, client, user), name="publish-home")
+
+
+async def on_app_home_opened(
+    ack: AsyncAck,
+    event: dict[str, Any],
+    context: dict[str, Any],
+    client: AsyncWebClient,
+    services: Services,
+) -> None:
+    await ack()
+    user = context.get(USER_IN_CONTEXT)
+    if event.get("tab", "home") != "home" or not isinstance(user, SlackUser):
+        return  # the Messages tab (or no user): nothing of ours to draw
+    # Slack waits 3 s for the response, and users.info + views.publish may take longer.
+    refresh_home(services, client, user)
+
+
+async def on_write(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    client: AsyncWebClient,
+    user: SlackUser,
+    t: Texts,
+    services: Services,
+) -> None:
+    """ "Write an e-mail": the compose modal; the result goes to the user's DM with b24mail."""
+    await ack()
+    link = await services.links.get(user)
+    if link is None:
+        refresh_home(services, client, user)
+        return
+    last = link.last_sender
+    view = compose_modal(
+        t,
+        senders=link.senders,
+        prefill=Prefill(sender_email=_email_of(last) if last else None),
+        private_metadata=ViewOrigin().encode(),
+    )
+    services.background.spawn(
+        open_view_or_explain(
+            client=client, trigger_id=body["trigger_id"], view=view, respond=None, t=t
+        ),
+        name="open-compose-from-home",
+    )
+
+
+async def on_disconnect(
+    ack: AsyncAck, client: AsyncWebClient, user: SlackUser, services: Services
+) -> None:
+    await ack()
+    await services.links.disconnect(user)
+    log.info("user=%s disconnected from the Home tab", user.user_id)
+    refresh_home(services, client, user)
+
+
+async def on_language(
+    ack: AsyncAck,
+    action: dict[str, Any],
+    client: AsyncWebClient,
+    user: SlackUser,
+    services: Services,
+) -> None:
+    await ack()
+    selected = action.get("selected_option") or {}
+    await services.language.choose(user, language_choice(selected.get("value")))
+    refresh_home(services, client, user)
+
+
+async def on_edit_policy(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    client: AsyncWebClient,
+    user: SlackUser,
+    t: Texts,
+    services: Services,
+) -> None:
+    """Open the policy modal for an admin; anyone else is told, and nothing opens for editing."""
+    await ack()
+    services.background.spawn(
+        _open_policy_modal(services, client, user, t, body["trigger_id"]),
+        name="open-policy-modal",
+    )
+
+
+async def _open_policy_modal(
+    services: Services, client: AsyncWebClient, user: SlackUser, t: Texts, trigger_id: str
+) -> None:
+    if not await is_workspace_admin(client, user):
+        log.warning("policy modal refused: user=%s team=%s is not an admin", *_who(user))
+        view = _message_modal(t, t.error(NotAnAdmin.code))
+    else:
+        view = policy_modal(
+            t,
+            await services.policy.of(user),
+            instance_max_recipients=services.settings.b24mail_max_recipients,
+            instance_hourly_cap=services.settings.b24mail_hourly_cap,
+        )
+    await open_view_or_explain(client=client, trigger_id=trigger_id, view=view, respond=None, t=t)
+
+
+async def on_policy_submit(
+    ack: AsyncAck,
+    view: dict[str, Any],
+    client: AsyncWebClient,
+    user: SlackUser,
+    t: Texts,
+    services: Services,
+) -> None:
+    form = policy_form(view)
+    result = policy_from_form(
+        **form,
+        instance_max_recipients=services.settings.b24mail_max_recipients,
+        instance_hourly_cap=services.settings.b24mail_hourly_cap,
+        language=t.locale,
+    )
+    if isinstance(result, list):
+        await ack(response_action="errors", errors=_policy_errors(t, result))
+        return
+
+    async def admin_now(actor: SlackUser) -> bool:
+        return await is_workspace_admin(client, actor)
+
+    try:
+        await services.policy.change(user, result, is_admin=admin_now)
+    except NotAnAdmin as exc:
+        await ack(response_action="errors", errors={ids.POLICY_ALLOWED_BLOCK: t.error(exc.code)})
+        return
+    await ack()
+    refresh_home(services, client, user)
+
+
+async def on_confirm_submit(
+    ack: AsyncAck, view: dict[str, Any], user: SlackUser, t: Texts, services: Services
+) -> None:
+    """ "Send" on the confirm view: queue the held e-mail, if the rules still allow it."""
+    held = await services.pending_sends.take(str(view.get("private_metadata") or ""), user)
+    if held is None:
+        await ack(response_action="update", view=confirm_gone_view(t))
+        return
+    email, target = held
+    policy = await services.policy.of(user)
+    verdict = services.policy.check(policy, [*email.to, *email.cc, *email.bcc])
+    if verdict.refusal is not None:
+        await ack(
+            response_action="update", view=_message_modal(t, refusal_text(t, verdict.refusal))
+        )
+        return
+    try:
+        await services.sending.submit(
+            user,
+            email,
+            submission_key=target.submission_key,
+            result_channel=target.result_channel,
+            result_thread_ts=target.result_thread_ts,
+            reply_to_message_id=target.reply_to_message_id,
+            hourly_cap=services.policy.hourly_cap(policy),
+        )
+    except SendingCapReached as exc:
+        await ack(response_action="update", view=_message_modal(t, t.error(exc.code, cap=exc.cap)))
+        return
+    await ack(response_action="clear")
+    services.notify_wakeup.notify()
+
+
+def _message_modal(t: Texts, text: str) -> dict[str, Any]:
+    return modal(
+        callback_id=ids.CONFIRM_OUTSIDE_VIEW,
+        title=t("modal.error_title"),
+        close=t("modal.close"),
+        blocks=[section(text)],
+    )
+
+
+def _policy_errors(t: Texts, problems: list[FieldProblem]) -> dict[str, str]:
+    return {
+        POLICY_FIELD_BLOCKS[p.field]: t(f"policy.{p.code}", **p.params)[:2000] for p in problems
+    }
+
+
+def _who(user: SlackUser) -> tuple[str, str]:
+    return user.user_id, user.team_id
+
+
+def _email_of(sender: str) -> str | None:
+    parsed = parse_address_list(sender)
+    return parsed.addresses[0].email if parsed.addresses else None
+
+
+def register(app: AsyncApp) -> None:
+    app.event("app_home_opened")(on_app_home_opened)
+    app.action(ids.HOME_WRITE_ACTION)(on_write)
+    app.action(ids.HOME_DISCONNECT_ACTION)(on_disconnect)
+    app.action(ids.HOME_LANGUAGE_ACTION)(on_language)
+    app.action(ids.HOME_POLICY_ACTION)(on_edit_policy)
+    app.view_submission(ids.POLICY_VIEW)(on_policy_submit)
+    app.view_submission(ids.CONFIRM_OUTSIDE_VIEW)(on_confirm_submit)

@@ -1,0 +1,272 @@
+"""The audit log: an append-only record of e-mails that left and of policy changes.
+
+Nothing here updates or deletes an audit record except `prune` (the retention period) and
+the workspace's removal (bot/store/workspace.py, when it uninstalls b24mail). Posting a record's line in the workspace's
+audit channel is a separate, disposable piece of work (`audit_posts`), claimed under a lease
+like the outbox's rows and deleted once posted, so the record itself is never touched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Index,
+    Integer,
+    String,
+    Text,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from bot.store.base import Base, UTCDateTime, utcnow
+from bot.store.db import SessionFactory
+from bot.store.models import SLACK_ID
+
+EMAIL = "email"
+POLICY = "policy"
+
+EXPORT_BATCH = 500
+
+
+class AuditRecord(Base):
+    """One e-mail that left (delivered or failed for good) or one policy change. Never a body."""
+
+    __tablename__ = "audit_records"
+    __table_args__ = (
+        Index("ix_audit_records_team_occurred", "team_id", "occurred_at"),
+        Index("ix_audit_records_occurred", "occurred_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    enterprise_id: Mapped[str] = mapped_column(String(SLACK_ID), default="")
+    team_id: Mapped[str] = mapped_column(String(SLACK_ID))
+    kind: Mapped[str] = mapped_column(String(16))  # email | policy
+    actor: Mapped[str] = mapped_column(String(SLACK_ID))  # the Slack user who sent or changed
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    email_id: Mapped[str | None] = mapped_column(String(36))
+    sender: Mapped[str | None] = mapped_column(String(400))
+    to_addrs: Mapped[list[str]] = mapped_column(JSON, default=list)
+    cc_addrs: Mapped[list[str]] = mapped_column(JSON, default=list)
+    bcc_addrs: Mapped[list[str]] = mapped_column(JSON, default=list)
+    subject: Mapped[str | None] = mapped_column(Text)
+    outcome: Mapped[str] = mapped_column(String(80))  # sent | failed:<code> | changed
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # a policy before and after
+
+
+class AuditPost(Base):
+    """A record's line still to be posted in the workspace's audit channel."""
+
+    __tablename__ = "audit_posts"
+    __table_args__ = (Index("ix_audit_posts_due", "due_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    audit_id: Mapped[int] = mapped_column(Integer)
+    enterprise_id: Mapped[str] = mapped_column(String(SLACK_ID), default="")
+    team_id: Mapped[str] = mapped_column(String(SLACK_ID))
+    channel: Mapped[str] = mapped_column(String(SLACK_ID))
+    language: Mapped[str | None] = mapped_column(String(8))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewAuditRecord:
+    enterprise_id: str
+    team_id: str
+    kind: str
+    actor: str
+    outcome: str
+    email_id: str | None = None
+    sender: str | None = None
+    to: Sequence[str] = ()
+    cc: Sequence[str] = ()
+    bcc: Sequence[str] = ()
+    subject: str | None = None
+    detail: dict[str, Any] | None = None
+    occurred_at: datetime | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class PostTarget:
+    channel: str
+    language: str | None = None
+
+
+@dataclass(frozen=True)
+class ClaimedPost:
+    post_id: int
+    channel: str
+    language: str | None
+    attempts: int
+    record: AuditRecord
+
+
+class AuditRepository:
+    def __init__(self, *, sessions: SessionFactory) -> None:
+        self._sessions = sessions
+
+    async def append(self, new: NewAuditRecord, *, post: PostTarget | None = None) -> int:
+        """Insert a record (and its channel post, in the same transaction); returns its id."""
+        now = utcnow()
+        async with self._sessions.begin() as session:
+            record = AuditRecord(
+                enterprise_id=new.enterprise_id,
+                team_id=new.team_id,
+                kind=new.kind,
+                actor=new.actor,
+                occurred_at=new.occurred_at or now,
+                email_id=new.email_id,
+                sender=new.sender,
+                to_addrs=list(new.to),
+                cc_addrs=list(new.cc),
+                bcc_addrs=list(new.bcc),
+                subject=new.subject,
+                outcome=new.outcome,
+                detail=new.detail,
+            )
+            session.add(record)
+            await session.flush()
+            if post is not None:
+                await session.execute(
+                    insert(AuditPost).values(
+                        audit_id=record.id,
+                        enterprise_id=new.enterprise_id,
+                        team_id=new.team_id,
+                        channel=post.channel,
+                        language=post.language,
+                        attempts=0,
+                        due_at=now,
+                    )
+                )
+            return record.id
+
+    # --- the audit channel's queue --------------------------------------------------------
+
+    async def claim_posts(self, *, lease: timedelta, limit: int) -> list[ClaimedPost]:
+        """Take due posts under a lease (SKIP LOCKED on PostgreSQL; SQLite has one writer)."""
+        now = utcnow()
+        due = (
+            select(AuditPost.id)
+            .where(
+                AuditPost.due_at <= now,
+                or_(AuditPost.lease_until.is_(None), AuditPost.lease_until < now),
+            )
+            .order_by(AuditPost.due_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        async with self._sessions.begin() as session:
+            claimed = (
+                await session.execute(
+                    update(AuditPost)
+                    .where(AuditPost.id.in_(due.scalar_subquery()))
+                    .values(lease_until=now + lease, attempts=AuditPost.attempts + 1)
+                    .returning(
+                        AuditPost.id,
+                        AuditPost.audit_id,
+                        AuditPost.channel,
+                        AuditPost.language,
+                        AuditPost.attempts,
+                    )
+                )
+            ).all()
+            if not claimed:
+                return []
+            records = {
+                r.id: r
+                for r in await session.scalars(
+                    select(AuditRecord).where(AuditRecord.id.in_([c.audit_id for c in claimed]))
+                )
+            }
+        return [
+            ClaimedPost(c.id, c.channel, c.language, c.attempts, records[c.audit_id])
+            for c in claimed
+            if c.audit_id in records
+        ]
+
+    async def posted(self, post_id: int) -> None:
+        async with self._sessions.begin() as session:
+            await session.execute(delete(AuditPost).where(AuditPost.id == post_id))
+
+    async def post_later(self, post_id: int, *, at: datetime) -> None:
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(AuditPost).where(AuditPost.id == post_id).values(due_at=at, lease_until=None)
+            )
+
+    async def next_post_due(self) -> datetime | None:
+        async with self._sessions() as session:
+            found: datetime | None = await session.scalar(
+                select(AuditPost.due_at).order_by(AuditPost.due_at).limit(1)
+            )
+            return found
+
+    async def pending_posts(self) -> int:
+        async with self._sessions() as session:
+            return int(await session.scalar(select(func.count(AuditPost.id))) or 0)
+
+    # --- reading ---------------------------------------------------------------------------
+
+    async def records(
+        self,
+        *,
+        since: datetime,
+        until: datetime | None = None,
+        team_id: str | None = None,
+        batch: int = EXPORT_BATCH,
+    ) -> AsyncIterator[AuditRecord]:
+        """Records from `since` (inclusive) in id order, read in batches (an export may be big)."""
+        after = 0
+        while True:
+            statement = (
+                select(AuditRecord)
+                .where(AuditRecord.id > after, AuditRecord.occurred_at >= since)
+                .order_by(AuditRecord.id)
+                .limit(batch)
+            )
+            if until is not None:
+                statement = statement.where(AuditRecord.occurred_at < until)
+            if team_id is not None:
+                statement = statement.where(AuditRecord.team_id == team_id)
+            async with self._sessions() as session:
+                rows = list(await session.scalars(statement))
+            for row in rows:
+                yield row
+            if len(rows) < batch:
+                return
+            after = rows[-1].id
+
+    # --- the only delete here: retention (an uninstall's is bot/store/workspace.py) ---------
+
+    async def prune(self, *, before: datetime) -> int:
+        """Delete records older than `before` (the retention period), with their pending posts."""
+        old = select(AuditRecord.id).where(AuditRecord.occurred_at < before)
+        async with self._sessions.begin() as session:
+            await session.execute(delete(AuditPost).where(AuditPost.audit_id.in_(old)))
+            result = await session.execute(
+                delete(AuditRecord).where(AuditRecord.occurred_at < before)
+            )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+
+__all__ = [
+    "EMAIL",
+    "POLICY",
+    "AuditPost",
+    "AuditRecord",
+    "AuditRepository",
+    "ClaimedPost",
+    "NewAuditRecord",
+    "PostTarget",
+]
