@@ -87,7 +87,9 @@ class Worker:
         return bool(tasks) and not self._stop_delivery.is_set() and not any(t.done() for t in tasks)
 
     async def housekeeping(self) -> None:
-        """Prune audit records past their retention and confirmations nobody gave."""
+        """Write audit records a crash left out; prune records past their retention and
+        confirmations nobody gave."""
+        await self._services.audit.reconcile()
         await self._services.audit.prune()
         await self._services.pending_sends.prune()
 

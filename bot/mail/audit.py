@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal, TextIO
 
 from bot.identity import SlackUser
+from bot.mail.errors import NotLinked
 from bot.mail.wakeup import Wakeup
 from bot.store.audit import (
     EMAIL,
@@ -25,12 +26,16 @@ from bot.store.audit import (
     PostTarget,
 )
 from bot.store.base import utcnow
-from bot.store.models import OutboxEmail
+from bot.store.models import OutboxEmail, OutboxStatus
 from bot.store.policy import PolicyRepository
 
 log = logging.getLogger(__name__)
 
 ExportFormat = Literal["csv", "jsonl"]
+
+# How far back the reconciling sweep looks, and how long it leaves a settled e-mail to the worker.
+RECONCILE_WINDOW = timedelta(days=2)
+RECONCILE_SETTLE = timedelta(minutes=10)
 EXPORT_FIELDS = (
     "id",
     "occurred_at",
@@ -63,10 +68,11 @@ class AuditService:
         self.wakeup = wakeup
         self.retention = timedelta(days=retention_days)
 
-    async def email_left(self, row: OutboxEmail, *, outcome: str) -> None:
-        """An e-mail was delivered (`sent`) or failed for good (`failed:<code>`)."""
+    async def email_left(self, row: OutboxEmail, *, outcome: str) -> bool:
+        """An e-mail was delivered (`sent`) or failed for good (`failed:<code>`); False when it
+        already had its record."""
         post = await self._post_target(row.enterprise_id, row.team_id)
-        await self.repository.append(
+        record_id = await self.repository.append(
             NewAuditRecord(
                 enterprise_id=row.enterprise_id,
                 team_id=row.team_id,
@@ -82,8 +88,11 @@ class AuditService:
             ),
             post=post,
         )
+        if record_id is None:
+            return False
         if post is not None:
             self.wakeup.notify()
+        return True
 
     async def policy_changed(
         self,
@@ -109,6 +118,30 @@ class AuditService:
         )
         if post is not None:
             self.wakeup.notify()
+
+    async def reconcile(self, *, now: datetime | None = None) -> int:
+        """Write the records a crash left out: e-mails that became final without one.
+
+        The worker records an e-mail right after marking it sent or failed; a process killed in
+        between leaves it unrecorded. This sweep (run by the worker's housekeeping) looks at the
+        last RECONCILE_WINDOW, skipping e-mails settled in the last RECONCILE_SETTLE (the worker
+        is probably writing those); the unique e-mail id makes a race with it harmless.
+        """
+        now = now or utcnow()
+        written = 0
+        rows = await self.repository.unrecorded_emails(
+            settled_between=(now - RECONCILE_WINDOW, now - RECONCILE_SETTLE),
+            excluded_codes=(NotLinked.code,),
+        )
+        for row in rows:
+            outcome = (
+                "sent" if row.status == OutboxStatus.SENT else f"failed:{row.error_code or '?'}"
+            )
+            if await self.email_left(row, outcome=outcome):
+                written += 1
+        if written:
+            log.warning("audit: wrote %d record(s) that a stopped worker had left out", written)
+        return written
 
     async def prune(self, *, now: datetime | None = None) -> int:
         """Delete the records older than the retention period; returns how many went."""

@@ -26,11 +26,12 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.store.base import Base, UTCDateTime, utcnow
 from bot.store.db import SessionFactory
-from bot.store.models import SLACK_ID
+from bot.store.models import SLACK_ID, OutboxEmail, OutboxStatus
 
 EMAIL = "email"
 POLICY = "policy"
@@ -45,6 +46,9 @@ class AuditRecord(Base):
     __table_args__ = (
         Index("ix_audit_records_team_occurred", "team_id", "occurred_at"),
         Index("ix_audit_records_occurred", "occurred_at"),
+        # One record per e-mail: the worker's record and the reconciling sweep (which writes what
+        # a crash between "sent" and "recorded" left out) may race; the second insert loses.
+        Index("uq_audit_records_email_id", "email_id", unique=True),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -116,8 +120,17 @@ class AuditRepository:
     def __init__(self, *, sessions: SessionFactory) -> None:
         self._sessions = sessions
 
-    async def append(self, new: NewAuditRecord, *, post: PostTarget | None = None) -> int:
-        """Insert a record (and its channel post, in the same transaction); returns its id."""
+    async def append(self, new: NewAuditRecord, *, post: PostTarget | None = None) -> int | None:
+        """Insert a record (and its channel post, in the same transaction); returns its id, or
+        None when the e-mail already has its record (then nothing is written)."""
+        try:
+            return await self._append(new, post=post)
+        except IntegrityError:
+            if new.email_id is None:
+                raise
+            return None
+
+    async def _append(self, new: NewAuditRecord, *, post: PostTarget | None) -> int:
         now = utcnow()
         async with self._sessions.begin() as session:
             record = AuditRecord(
@@ -150,6 +163,33 @@ class AuditRepository:
                     )
                 )
             return record.id
+
+    async def unrecorded_emails(
+        self,
+        *,
+        settled_between: tuple[datetime, datetime],
+        excluded_codes: Sequence[str],
+        limit: int = EXPORT_BATCH,
+    ) -> list[OutboxEmail]:
+        """E-mails that reached a final state in the window but have no audit record."""
+        start, end = settled_between
+        recorded = select(AuditRecord.id).where(AuditRecord.email_id == OutboxEmail.id)
+        statement = (
+            select(OutboxEmail)
+            .where(
+                OutboxEmail.status.in_((OutboxStatus.SENT, OutboxStatus.FAILED)),
+                OutboxEmail.updated_at >= start,
+                OutboxEmail.updated_at < end,
+                or_(
+                    OutboxEmail.error_code.is_(None), OutboxEmail.error_code.not_in(excluded_codes)
+                ),
+                ~recorded.exists(),
+            )
+            .order_by(OutboxEmail.updated_at)
+            .limit(limit)
+        )
+        async with self._sessions() as session:
+            return list(await session.scalars(statement))
 
     # --- the audit channel's queue --------------------------------------------------------
 
