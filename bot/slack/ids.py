@@ -79,3 +79,4 @@ EVENT_END_BLOCK = "event_end"
 EVENT_END_ACTION = "event_end_input"
 # To/Cc/Bcc suggestions: a select beside each address field
 SUGGEST_ACTION = "recipient_suggest"
+PEOPLE_BLOCKS = {"to": "to_people", "cc": "cc_people", "bcc": "bcc_people"}
