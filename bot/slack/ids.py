@@ -79,4 +79,5 @@ EVENT_END_BLOCK = "event_end"
 EVENT_END_ACTION = "event_end_input"
 # To/Cc/Bcc suggestions: a select beside each address field
 SUGGEST_ACTION = "recipient_suggest"
+SUGGEST_HINT_VALUE = "-"  # a hint option ("type an address"), never a recipient
 PEOPLE_BLOCKS = {"to": "to_people", "cc": "cc_people", "bcc": "bcc_people"}

@@ -16,6 +16,8 @@ class ViewOrigin(BaseModel):
     thread_ts: str | None = Field(default=None, max_length=32)
     reply_to_message_id: int | None = Field(default=None, ge=1)
     forward_message_id: int | None = Field(default=None, ge=1)
+    # The e-mail a More action (the calendar event) is about.
+    message_id: int | None = Field(default=None, ge=1)
     # The portal the e-mail was shared from (cards), checked against the user's own link.
     portal: str | None = Field(default=None, max_length=255)
     # Where an action's result goes when there is no thread (an ephemeral inbox entry).

@@ -13,8 +13,11 @@ from bot.slack.listeners import (
     commands,
     compose,
     events,
+    forward,
     home,
     inbox,
+    message_actions,
+    recipients,
     reply,
     reply_options,
     views,
@@ -31,3 +34,5 @@ def register_all(app: AsyncApp, services: Services) -> None:
     app.middleware(RequestScope(services))
     for module in (commands, views, actions, compose, inbox, reply, reply_options, events, home):
         module.register(app)
+    for old_style in (forward, message_actions, recipients):
+        old_style.register(app, services)

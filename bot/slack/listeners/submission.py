@@ -195,5 +195,9 @@ async def _queue_email(
 def with_people(view: Mapping[str, Any], field_block: str, people_block: str) -> str:
     """A field's typed addresses plus the people picked for it in its suggestions select."""
     typed = text_value(view, field_block, ids.ADDRESSES_ACTION)
-    picked = selected_values(view, people_block, ids.SUGGEST_ACTION)
+    picked = [
+        value
+        for value in selected_values(view, people_block, ids.SUGGEST_ACTION)
+        if value != ids.SUGGEST_HINT_VALUE
+    ]
     return ", ".join([typed, *picked]) if typed else ", ".join(picked)
