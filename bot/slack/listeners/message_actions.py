@@ -283,13 +283,21 @@ async def report(
             return
         except (SlackApiError, SlackClientError) as exc:
             log.info("action result not posted in %s: %s", place.channel, _slack_error(exc))
-    try:
-        if respond is not None:
+    if respond is not None:
+        try:
             await respond(text=text, response_type="ephemeral", replace_original=False)
-        elif place.channel:
+            return
+        except Exception as exc:  # noqa: BLE001 - an expired response_url: try the next way
+            log.info("action result not sent by response_url: %s", type(exc).__name__)
+    if place.channel and place.ephemeral:
+        try:
             await client.chat_postEphemeral(channel=place.channel, user=user.user_id, text=text)
-        else:
-            await client.chat_postMessage(channel=user.user_id, text=text)
+            return
+        except (SlackApiError, SlackClientError) as exc:
+            log.info("action result not shown in %s: %s", place.channel, _slack_error(exc))
+    try:
+        # The last way that always works for a bot: a direct message.
+        await client.chat_postMessage(channel=user.user_id, text=text)
     except (SlackApiError, SlackClientError) as exc:
         log.warning("action result could not reach user=%s: %s", user.user_id, _slack_error(exc))
 
