@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.bitrix24 import Bitrix24Client, ClientConfig
 from bot.mail.compose import ValidEmail
+from bot.mail.forwarding import forward_subject
 from bot.store.crypto import SecretBox
 from tests.fakes.bitrix24_portal import FORWARD, SEND, FakePortal
 from tests.mail.test_delivery import ALICE, Setup, linked, run_until
@@ -142,3 +143,18 @@ async def test_a_missing_email_fails_the_forward_for_good(
     stored = await setup.outbox.get(row.id)
     assert stored is not None and stored.error_code == "forward_failed"
     assert portal.delivered == []
+
+
+@pytest.mark.parametrize(
+    ("subject", "expected"),
+    [
+        ("Contract", "Fwd: Contract"),
+        ("Fwd: Contract", "Fwd: Contract"),
+        ("FW: fwd[2]: Fwd(3) : Contract", "Fwd: Contract"),
+        ("Re: Contract", "Fwd: Re: Contract"),
+        ("  ", "Fwd:"),
+        ("Fwdx: Contract", "Fwd: Fwdx: Contract"),
+    ],
+)
+def test_forward_subject_never_doubles_the_prefix(subject: str, expected: str) -> None:
+    assert forward_subject(subject) == expected
