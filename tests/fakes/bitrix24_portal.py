@@ -786,6 +786,7 @@ class FakePortal:
         self._require_https = False
         self._send_failure: str | None = None
         self._denied: dict[int, frozenset[str] | None] = {}
+        self._missing_modules: set[str] = set()
 
     def clear(self) -> None:
         """Forget delivered e-mails, recorded requests, stored idempotent responses, time
@@ -1480,6 +1481,19 @@ class FakePortal:
         with self._lock:
             self._denied[user_id] = _methods_set(methods)
 
+    def remove_module(self, module: str) -> None:
+        """Act as if a portal module (tasks, calendar, crm, im) were not installed; the create*
+        methods needing it fail as their pages say. Undone by reset_faults."""
+        with self._lock:
+            self._missing_modules.add(module)
+
+    def _check_module(self, module: str, message: str) -> None:
+        with self._lock:
+            missing = module in self._missing_modules
+        if missing:
+            # The pages list this cause with field "-": the entry carries no field.
+            raise _invalid([{"message": message}])
+
     def _check_denied(self, caller: _Caller, method: str) -> None:
         with self._lock:
             user_id = caller.user.user_id
@@ -1527,6 +1541,7 @@ class FakePortal:
 
     def _m_create_task(self, caller: _Caller, params: dict[str, Any], _key: str | None) -> Any:
         self._check_denied(caller, CREATE_TASK)
+        self._check_module("tasks", "Module tasks is not installed.")
         title = self._str_param(params, "title")
         responsible = self._int_param(params, "responsibleId", required=False)
         description = self._str_param(params, "description")
@@ -1545,6 +1560,7 @@ class FakePortal:
 
     def _m_create_event(self, caller: _Caller, params: dict[str, Any], _key: str | None) -> Any:
         self._check_denied(caller, CREATE_EVENT)
+        self._check_module("calendar", "Module calendar is not installed")
         problems: list[dict[str, str]] = []
         dates: dict[str, str] = {}
         for name in ("dateFrom", "dateTo"):
@@ -1574,12 +1590,14 @@ class FakePortal:
         self, caller: _Caller, params: dict[str, Any], _key: str | None
     ) -> Any:
         self._check_denied(caller, CREATE_CRM_ACTIVITY)
+        self._check_module("crm", "CRM module is not installed")
         message = self._message_param(caller, params)
         self._created_object("crm_activity", caller, message, {})
         return True
 
     def _m_create_chat(self, caller: _Caller, params: dict[str, Any], _key: str | None) -> Any:
         self._check_denied(caller, CREATE_CHAT)
+        self._check_module("im", "Modules im/intranet are not installed")
         message = self._message_param(caller, params)
         with self._lock:
             earlier = next(

@@ -234,3 +234,27 @@ def test_contacts_are_the_users_own_latest_first(
     ]
     r = call(http, user, CONTACTS, {"pagination": {"limit": "abc"}})
     assert r.status_code == 400 and r.json()["error"]["code"] == INVALID_PAGINATION
+
+
+@pytest.mark.parametrize(
+    ("method", "module", "message"),
+    [
+        (TASK, "tasks", "Module tasks is not installed."),
+        (EVENT, "calendar", "Module calendar is not installed"),
+        (CRM, "crm", "CRM module is not installed"),
+        (CHAT, "im", "Modules im/intranet are not installed"),
+    ],
+)
+def test_a_missing_module(
+    portal: FakePortal, user: FakeUser, http: httpx.Client, method: str, module: str, message: str
+) -> None:
+    message_id = portal.add_message(1, subject="Lead", from_="bob@client.org")
+    portal.remove_module(module)
+    body = {
+        "messageId": message_id,
+        "dateFrom": "2026-04-15 10:00:00",
+        "dateTo": "2026-04-15 11:00:00",
+    }
+    assert validation(call(http, user, method, body)) == [{"message": message}]
+    portal.reset_faults()
+    assert call(http, user, method, body).status_code == 200

@@ -377,3 +377,17 @@ async def test_suggestions_answer_within_the_window_even_when_bitrix24_is_slow(
     # Answered at the time box (2 s, inside Slack's 3 s): the people were not waited for.
     assert [o["value"] for o in slow["options"]] == ["frank"]
     assert slow["options"][0]["text"]["text"] == "Use “frank”"
+
+
+async def test_bitrix24s_own_reason_is_shown_when_it_refuses(
+    engine: AsyncEngine, slack: FakeSlack, portal: FakePortal
+) -> None:
+    async with running_app(engine=engine, slack=slack) as app:
+        b24 = await link(app, portal)
+        message_id = add_offer(portal, b24)
+        card = await share_card(app, slack, message_id)
+        portal.remove_module("tasks")
+        await press_more(app, slack, card, "task")
+        text = await thread_reply(slack, card, "could not")
+    assert "Bitrix24 said: Module tasks is not installed." in text
+    assert [c for c in portal.created if c.message_id == message_id] == []

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.background import new_error_id
-from bot.bitrix24 import Bitrix24Error
+from bot.bitrix24 import Bitrix24Error, ValidationFailed
 from bot.identity import SlackUser
 from bot.mail.errors import MailError
 from bot.mail.message_actions import ActionKind
@@ -25,7 +25,7 @@ from bot.slack.errors import explain
 from bot.slack.identity import acting_user
 from bot.slack.metadata import ViewOrigin
 from bot.slack.render.card import card_reference_from_value
-from bot.slack.render.connect import connect_prompt
+from bot.slack.render.connect import connect_prompt, escape_mrkdwn
 from bot.slack.render.email_actions import ActionRef
 from bot.slack.render.message_actions import action_done_text, action_failed_text, event_modal
 from bot.slack.slack_calls import open_view_or_explain
@@ -252,6 +252,12 @@ async def run_and_report(
         )
     except OtherPortal as exc:
         reason = t("action.other_portal", portal=exc.portal, host=exc.linked_host)
+        text = action_failed_text(t, kind, user_id=user.user_id, reason=reason)
+    except ValidationFailed as exc:
+        # Bitrix24's own words say what is wrong (a module not installed, no rights on tasks…).
+        log.info("email action %s email=%s refused: %s", kind, message_id, exc.code)
+        detail = "; ".join(c.message for c in exc.causes if c.message) or exc.portal_message
+        reason = t("action.refused", detail=escape_mrkdwn((detail or "—")[:500]))
         text = action_failed_text(t, kind, user_id=user.user_id, reason=reason)
     except (Bitrix24Error, MailError) as exc:
         log.info("email action %s email=%s failed: %s", kind, message_id, exc.code)
