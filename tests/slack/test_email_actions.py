@@ -391,3 +391,29 @@ async def test_bitrix24s_own_reason_is_shown_when_it_refuses(
         text = await thread_reply(slack, card, "could not")
     assert "Bitrix24 said: Module tasks is not installed." in text
     assert [c for c in portal.created if c.message_id == message_id] == []
+
+
+async def test_forward_from_an_inbox_entry_asks_where_the_status_goes(
+    engine: AsyncEngine, slack: FakeSlack, portal: FakePortal
+) -> None:
+    """An inbox entry is ephemeral (no thread): the modal asks *Post result to*."""
+    async with running_app(engine=engine, slack=slack) as app:
+        b24 = await link(app, portal)
+        message_id = add_offer(portal, b24, subject="Invoice")
+        await app.command("inbox")
+        page = await slack.await_for_response(lambda r: r.name == "command")
+        forward = element({"blocks": page.json["blocks"]}, ids.CARD_FORWARD_ACTION)
+        trigger = f"trigger-{time.monotonic_ns()}"
+        await app.interactive(
+            block_actions(
+                action_id=ids.CARD_FORWARD_ACTION,
+                value=forward["value"],
+                trigger_id=trigger,
+                response_url=slack.response_url("inbox-forward"),
+            )
+        )
+        view = await updated_view(slack, await opened(slack, trigger))
+    assert view["callback_id"] == ids.FORWARD_VIEW
+    assert any(b.get("block_id") == ids.POST_TO_BLOCK for b in view["blocks"])
+    assert json.loads(view["private_metadata"])["forward_message_id"] == message_id
+    assert initial(view, "subject") == "Fwd: Invoice"
