@@ -32,7 +32,18 @@ if TYPE_CHECKING:
 
 def register_all(app: AsyncApp, services: Services) -> None:
     app.middleware(RequestScope(services))
-    for module in (commands, views, actions, compose, inbox, reply, reply_options, events, home):
+    for module in (
+        commands,
+        views,
+        actions,
+        compose,
+        inbox,
+        reply,
+        reply_options,
+        forward,
+        message_actions,
+        recipients,
+        events,
+        home,
+    ):
         module.register(app)
-    for old_style in (forward, message_actions, recipients):
-        old_style.register(app, services)

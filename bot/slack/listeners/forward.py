@@ -12,15 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 from bot.bitrix24 import AccessDenied, Bitrix24Error, NotFound
 from bot.identity import SlackUser
-from bot.mail.compose import ValidEmail
 from bot.mail.errors import MailError
 from bot.mail.replying import OtherPortal
 from bot.slack import ids
 from bot.slack.errors import explain
-from bot.slack.identity import acting_user
 from bot.slack.listeners.message_actions import ResultPlace
 from bot.slack.listeners.reply import LOAD_TIME_BOX, update_view
-from bot.slack.listeners.submission import checked_email, queue_email
+from bot.slack.listeners.submission import submit_email
 from bot.slack.metadata import ViewOrigin
 from bot.slack.render.card import CardRef, card_reference_from_value
 from bot.slack.render.compose import BLOCK_OF_FIELD
@@ -40,97 +38,84 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def register(app: AsyncApp, services: Services) -> None:
-    async def on_forward_button(
-        ack: AsyncAck,
-        body: dict[str, Any],
-        action: dict[str, Any],
-        context: dict[str, Any],
-        client: AsyncWebClient,
-        respond: AsyncRespond,
-    ) -> None:
-        await ack()
-        user = acting_user(context, body)
-        t = await services.language.texts_for(user, client=client, context=context)
-        link = await services.links.get(user)
-        if link is None:
-            services.background.spawn(
-                respond(
-                    text=t("connect.prompt"),
-                    blocks=connect_prompt(t),
-                    response_type="ephemeral",
-                    replace_original=False,
-                ),
-                name="forward-needs-link",
-            )
-            return
-        ref = card_reference_from_value(action.get("value"))
-        if ref is None:
-            log.warning("forward button with an unreadable value user=%s", user.user_id)
-            return
-        place = ResultPlace.of(body)
-        # An inbox line is ephemeral: no thread can take the status, so the user picks a place.
-        origin = ViewOrigin(
-            channel_id=place.channel,
-            thread_ts=None if place.ephemeral else place.thread_ts,
-            forward_message_id=ref.message_id,
-        )
+async def on_forward_button(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    client: AsyncWebClient,
+    respond: AsyncRespond,
+    user: SlackUser,
+    t: Texts,
+    services: Services,
+) -> None:
+    await ack()
+    link = await services.links.get(user)
+    if link is None:
         services.background.spawn(
-            _open_then_fill(
-                services,
-                client=client,
-                t=t,
-                user=user,
-                link=link,
-                trigger_id=str(body.get("trigger_id", "")),
-                respond=respond,
-                origin=origin,
-                target=ref,
-                show_post_to=place.ephemeral,
+            respond(
+                text=t("connect.prompt"),
+                blocks=connect_prompt(t),
+                response_type="ephemeral",
+                replace_original=False,
             ),
-            name="open-forward-modal",
+            name="forward-needs-link",
         )
-
-    async def on_submit(
-        ack: AsyncAck,
-        body: dict[str, Any],
-        view: dict[str, Any],
-        context: dict[str, Any],
-        client: AsyncWebClient,
-    ) -> None:
-        user = acting_user(context, body)
-        t = await services.language.texts_for(user, client=client, context=context)
-        origin = ViewOrigin.decode(view.get("private_metadata"))
-        link = await services.links.get(user)
-        if link is None:
-            await ack(response_action="errors", errors={ids.FROM_BLOCK: t("error.not_linked")})
-            return
-        if origin.forward_message_id is None:
-            await ack(response_action="errors", errors={ids.TO_BLOCK: t("error.email_gone")})
-            return
-        result = await checked_email(
-            services=services,
+        return
+    ref = card_reference_from_value(action.get("value"))
+    if ref is None:
+        log.warning("forward button with an unreadable value user=%s", user.user_id)
+        return
+    place = ResultPlace.of(body)
+    # An inbox line is ephemeral: no thread can take the status, so the user picks a place.
+    origin = ViewOrigin(
+        channel_id=place.channel,
+        thread_ts=None if place.ephemeral else place.thread_ts,
+        forward_message_id=ref.message_id,
+    )
+    services.background.spawn(
+        _open_then_fill(
+            services,
             client=client,
             t=t,
             user=user,
             link=link,
-            view=view,
-            blocks=BLOCK_OF_FIELD,
-        )
-        if not isinstance(result, ValidEmail):
-            await ack(response_action="errors", errors=result)
-            return
-        await queue_email(
-            services=services,
-            ack=ack,
-            view=view,
-            user=user,
-            email=result,
+            trigger_id=str(body.get("trigger_id", "")),
+            respond=respond,
             origin=origin,
-            reply_to_message_id=None,
-            forward_message_id=origin.forward_message_id,
-        )
+            target=ref,
+            show_post_to=place.ephemeral,
+        ),
+        name="open-forward-modal",
+    )
 
+
+async def on_submit(
+    ack: AsyncAck,
+    view: dict[str, Any],
+    client: AsyncWebClient,
+    user: SlackUser,
+    t: Texts,
+    services: Services,
+) -> None:
+    """The forward modal, and the "Edit and resend" view of a forward: one submit flow."""
+    origin = ViewOrigin.decode(view.get("private_metadata"))
+    refused = {ids.TO_BLOCK: t("error.email_gone")} if origin.forward_message_id is None else None
+    await submit_email(
+        services=services,
+        ack=ack,
+        client=client,
+        t=t,
+        user=user,
+        view=view,
+        origin=origin,
+        blocks=BLOCK_OF_FIELD,
+        reply_to_message_id=None,
+        forward_message_id=origin.forward_message_id,
+        refused=refused,
+    )
+
+
+def register(app: AsyncApp) -> None:
     app.action(ids.CARD_FORWARD_ACTION)(on_forward_button)
     app.view_submission(ids.FORWARD_VIEW)(on_submit)
 

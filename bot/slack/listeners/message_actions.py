@@ -22,7 +22,6 @@ from bot.mail.message_actions import ActionKind
 from bot.mail.replying import OtherPortal
 from bot.slack import ids
 from bot.slack.errors import explain
-from bot.slack.identity import acting_user
 from bot.slack.metadata import ViewOrigin
 from bot.slack.render.card import card_reference_from_value
 from bot.slack.render.connect import connect_prompt, escape_mrkdwn
@@ -59,104 +58,108 @@ class ResultPlace:
         return cls(channel, thread_ts, ephemeral=False)
 
 
-def register(app: AsyncApp, services: Services) -> None:
-    async def on_more(
-        ack: AsyncAck,
-        body: dict[str, Any],
-        action: dict[str, Any],
-        context: dict[str, Any],
-        client: AsyncWebClient,
-        respond: AsyncRespond,
-    ) -> None:
-        await ack()
-        ref = ActionRef.decode((action.get("selected_option") or {}).get("value"))
-        user = acting_user(context, body)
-        if ref is None:
-            log.warning("More with an unreadable option user=%s", user.user_id)
-            return
-        await _start(
+async def on_more(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    client: AsyncWebClient,
+    respond: AsyncRespond,
+    user: SlackUser,
+    t: Texts,
+    services: Services,
+) -> None:
+    await ack()
+    ref = ActionRef.decode((action.get("selected_option") or {}).get("value"))
+    if ref is None:
+        log.warning("More with an unreadable option user=%s", user.user_id)
+        return
+    await _start(
+        services,
+        body=body,
+        client=client,
+        respond=respond,
+        user=user,
+        t=t,
+        kind=ref.kind,
+        message_id=ref.message_id,
+        portal=ref.portal,
+    )
+
+
+async def on_delete(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    client: AsyncWebClient,
+    respond: AsyncRespond,
+    user: SlackUser,
+    t: Texts,
+    services: Services,
+) -> None:
+    # Slack asked "Delete this e-mail?" before sending this action.
+    await ack()
+    ref = card_reference_from_value(action.get("value"))
+    if ref is None:
+        log.warning("Delete with an unreadable value user=%s", user.user_id)
+        return
+    await _start(
+        services,
+        body=body,
+        client=client,
+        respond=respond,
+        user=user,
+        t=t,
+        kind="delete",
+        message_id=ref.message_id,
+        portal=ref.portal,
+    )
+
+
+async def on_event_submit(
+    ack: AsyncAck,
+    view: dict[str, Any],
+    client: AsyncWebClient,
+    user: SlackUser,
+    t: Texts,
+    services: Services,
+) -> None:
+    origin = ViewOrigin.decode(view.get("private_metadata"))
+    start = _picked(view, ids.EVENT_START_BLOCK, ids.EVENT_START_ACTION)
+    end = _picked(view, ids.EVENT_END_BLOCK, ids.EVENT_END_ACTION)
+    errors = {}
+    if start is None:
+        errors[ids.EVENT_START_BLOCK] = t("event.required")
+    if end is None:
+        errors[ids.EVENT_END_BLOCK] = t("event.required")
+    elif start is not None and end <= start:
+        errors[ids.EVENT_END_BLOCK] = t("error.event_times")
+    if errors or origin.message_id is None:
+        await ack(
+            response_action="errors",
+            errors=errors or {ids.EVENT_START_BLOCK: t("error.email_gone")},
+        )
+        return
+    await ack()
+    place = ResultPlace(origin.channel_id, origin.thread_ts, ephemeral=bool(origin.ephemeral))
+    services.background.spawn(
+        run_and_report(
             services,
-            body=body,
-            context=context,
             client=client,
-            respond=respond,
+            respond=None,
+            t=t,
             user=user,
-            kind=ref.kind,
-            message_id=ref.message_id,
-            portal=ref.portal,
-        )
+            place=place,
+            kind="event",
+            message_id=origin.message_id,
+            portal=origin.portal,
+            start=start,
+            end=end,
+        ),
+        name="email-action",
+    )
 
-    async def on_delete(
-        ack: AsyncAck,
-        body: dict[str, Any],
-        action: dict[str, Any],
-        context: dict[str, Any],
-        client: AsyncWebClient,
-        respond: AsyncRespond,
-    ) -> None:
-        # Slack asked "Delete this e-mail?" before sending this action.
-        await ack()
-        ref = card_reference_from_value(action.get("value"))
-        user = acting_user(context, body)
-        if ref is None:
-            log.warning("Delete with an unreadable value user=%s", user.user_id)
-            return
-        await _start(
-            services,
-            body=body,
-            context=context,
-            client=client,
-            respond=respond,
-            user=user,
-            kind="delete",
-            message_id=ref.message_id,
-            portal=ref.portal,
-        )
 
-    async def on_event_submit(
-        ack: AsyncAck,
-        body: dict[str, Any],
-        view: dict[str, Any],
-        context: dict[str, Any],
-        client: AsyncWebClient,
-    ) -> None:
-        user = acting_user(context, body)
-        t = await services.language.texts_for(user, client=client, context=context)
-        origin = ViewOrigin.decode(view.get("private_metadata"))
-        start = _picked(view, ids.EVENT_START_BLOCK, ids.EVENT_START_ACTION)
-        end = _picked(view, ids.EVENT_END_BLOCK, ids.EVENT_END_ACTION)
-        errors = {}
-        if start is None:
-            errors[ids.EVENT_START_BLOCK] = t("event.required")
-        if end is None:
-            errors[ids.EVENT_END_BLOCK] = t("event.required")
-        elif start is not None and end <= start:
-            errors[ids.EVENT_END_BLOCK] = t("error.event_times")
-        if errors or origin.message_id is None:
-            await ack(
-                response_action="errors",
-                errors=errors or {ids.EVENT_START_BLOCK: t("error.email_gone")},
-            )
-            return
-        await ack()
-        place = ResultPlace(origin.channel_id, origin.thread_ts, ephemeral=bool(origin.ephemeral))
-        services.background.spawn(
-            run_and_report(
-                services,
-                client=client,
-                respond=None,
-                t=t,
-                user=user,
-                place=place,
-                kind="event",
-                message_id=origin.message_id,
-                portal=origin.portal,
-                start=start,
-                end=end,
-            ),
-            name="email-action",
-        )
-
+def register(app: AsyncApp) -> None:
     app.action(ids.CARD_MORE_ACTION)(on_more)
     app.action(ids.CARD_DELETE_ACTION)(on_delete)
     app.view_submission(ids.EVENT_VIEW)(on_event_submit)
@@ -166,17 +169,16 @@ async def _start(
     services: Services,
     *,
     body: Mapping[str, Any],
-    context: dict[str, Any],
     client: AsyncWebClient,
     respond: AsyncRespond,
     user: SlackUser,
+    t: Texts,
     kind: ActionKind,
     message_id: int,
     portal: str | None,
 ) -> None:
     """After the ack: the event modal (its trigger is fresh only now), or the action itself."""
     place = ResultPlace.of(body)
-    t = await services.language.texts_for(user, client=client, context=context)
     if await services.links.get(user) is None:
         services.background.spawn(
             respond(

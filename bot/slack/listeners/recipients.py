@@ -10,10 +10,10 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from bot.bitrix24.message_actions import Person
+from bot.identity import SlackUser
 from bot.mail.errors import MailError
 from bot.slack import ids
 from bot.slack.blocks import OPTION_TEXT_MAX, OPTION_VALUE_MAX, Block, option
-from bot.slack.identity import acting_user
 from bot.slack.wording import Texts
 
 if TYPE_CHECKING:
@@ -29,24 +29,26 @@ SUGGESTIONS = 20
 HINT_VALUE = ids.SUGGEST_HINT_VALUE
 
 
-def register(app: AsyncApp, services: Services) -> None:
-    async def on_suggest(ack: AsyncAck, body: dict[str, Any], context: dict[str, Any]) -> None:
-        user = acting_user(context, body)
-        # The look-ups take most of the window: never wait for Slack's profile here.
-        t = await services.language.texts_for(user, client=None, context=context, wait=False)
-        typed = " ".join(str(body.get("value") or "").split())
-        if await services.links.get(user) is None:
-            await ack(options=[option(t("suggest.not_linked"), HINT_VALUE)])
-            return
-        try:
-            people = await services.message_actions.suggest_recipients(
-                user, typed, limit=SUGGESTIONS, time_box=SUGGEST_TIME_BOX
-            )
-        except MailError as exc:
-            log.info("suggestions failed user=%s: %s", user.user_id, exc.code)
-            people = []
-        await ack(options=suggestion_options(t, typed, people))
+async def on_suggest(
+    ack: AsyncAck, body: dict[str, Any], user: SlackUser, t: Texts, services: Services
+) -> None:
+    # The Texts were read without waiting for Slack (bot/slack/middleware.py): the look-ups
+    # take most of the 3 s.
+    typed = " ".join(str(body.get("value") or "").split())
+    if await services.links.get(user) is None:
+        await ack(options=[option(t("suggest.not_linked"), HINT_VALUE)])
+        return
+    try:
+        people = await services.message_actions.suggest_recipients(
+            user, typed, limit=SUGGESTIONS, time_box=SUGGEST_TIME_BOX
+        )
+    except MailError as exc:
+        log.info("suggestions failed user=%s: %s", user.user_id, exc.code)
+        people = []
+    await ack(options=suggestion_options(t, typed, people))
 
+
+def register(app: AsyncApp) -> None:
     app.options(ids.SUGGEST_ACTION)(on_suggest)
 
 

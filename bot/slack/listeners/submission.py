@@ -47,6 +47,7 @@ async def submit_email(
     origin: ViewOrigin,
     blocks: Mapping[str, str],
     reply_to_message_id: int | None,
+    forward_message_id: int | None = None,
     refused: Mapping[str, str] | None = None,
 ) -> None:
     """Check that the user is linked, validate the form, the workspace's policy and the cap,
@@ -83,6 +84,7 @@ async def submit_email(
         origin=origin,
         reply_to_message_id=reply_to_message_id,
         policy=policy,
+        forward_message_id=forward_message_id,
     )
 
 
