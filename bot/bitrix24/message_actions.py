@@ -12,11 +12,12 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ValidationError
 
 from .client import Bitrix24Client
 from .credentials import Credentials
 from .errors import UnexpectedResponse
+from .models import ChatCreated, EventCreated, MoveResult, Person, TaskCreated
 
 __all__ = [
     "ChatCreated",
@@ -38,56 +39,6 @@ __all__ = [
 FolderAction = Literal["move", "spam", "delete"]
 RECIPIENTS_MAX = 200
 _Model = TypeVar("_Model", bound=BaseModel)
-
-
-class _Result(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
-
-
-class TaskCreated(_Result):
-    """`mail.message.createtask`: the new task's id."""
-
-    success: bool
-    task_id: int = Field(alias="taskId")
-    message_id: int | None = Field(default=None, alias="messageId")
-
-
-class EventCreated(_Result):
-    """`mail.message.createcalendarevent`: the new event's id."""
-
-    success: bool
-    event_id: int = Field(alias="eventId")
-    message_id: int | None = Field(default=None, alias="messageId")
-
-
-class ChatCreated(_Result):
-    """`mail.message.createchat`: the chat's id; `existing` when the e-mail had one already."""
-
-    success: bool
-    chat_id: int = Field(alias="chatId")
-    message_id: int | None = Field(default=None, alias="messageId")
-    existing: bool = False
-
-
-class MoveResult(_Result):
-    """`mail.message.movetofolder`: how many e-mails were moved, and how."""
-
-    success: bool
-    moved_count: int = Field(default=0, alias="movedCount")
-    action: str = ""
-
-
-class Person(_Result):
-    """An employee or a CRM/address-book contact (`mail.recipient.*`)."""
-
-    id: int | None = None
-    email: str
-    name: str = ""
-
-    @field_validator("name", mode="before")
-    @classmethod
-    def _none_to_empty(cls, value: Any) -> Any:
-        return "" if value is None else value
 
 
 def portal_datetime(moment: datetime) -> str:
