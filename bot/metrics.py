@@ -44,7 +44,7 @@ SENDS = Counter(
 )
 BITRIX24_SECONDS = Histogram(
     "b24mail_bitrix24_request_seconds",
-    "Time of one Bitrix24 send or reply call made by the delivery worker (the client's own "
+    "Time of one Bitrix24 send, reply or forward call made by the delivery worker (the client's own "
     "rate-limit waits and retries included), whatever its outcome.",
     ["method"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),

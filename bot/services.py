@@ -15,6 +15,7 @@ from bot.mail.audit import AuditService
 from bot.mail.confirming import PendingSends
 from bot.mail.delivery import DeliveryConfig
 from bot.mail.linking import LinkService
+from bot.mail.message_actions import MessageActionService
 from bot.mail.policy import PolicyService
 from bot.mail.replying import ReplyService
 from bot.mail.sending import SendingService
@@ -50,6 +51,7 @@ class Services:
     outbox: OutboxRepository
     sending: SendingService
     replying: ReplyService
+    message_actions: MessageActionService
     bitrix24: Bitrix24Client
     slack_clients: SlackClients
     background: Background
@@ -150,6 +152,7 @@ def build_services(
         replying=ReplyService(
             links=links, bitrix24=bitrix24, cards=CardRepository(sessions=sessions)
         ),
+        message_actions=MessageActionService(links=links, bitrix24=bitrix24),
         bitrix24=bitrix24,
         slack_clients=slack_clients,
         background=background,

@@ -49,13 +49,18 @@ from .errors import (
 )
 from .limiter import LeakyBucket, PortalLimiters, shared_limiters
 from .models import (
+    ChatCreated,
+    EventCreated,
     Mailbox,
     Message,
     MessageFilter,
     MessagePage,
+    MoveResult,
     OutgoingEmail,
+    Person,
     Sender,
     SendResult,
+    TaskCreated,
 )
 from .redaction import RedactingFilter, install_log_redaction, redact
 from .responses import error_from_response
@@ -66,9 +71,11 @@ __all__ = [
     "BadCredentials",
     "Bitrix24Client",
     "Bitrix24Error",
+    "ChatCreated",
     "ClientConfig",
     "ConnectionDropped",
     "Credentials",
+    "EventCreated",
     "ForwardFailed",
     "HttpsRequired",
     "IdempotencyConflict",
@@ -81,11 +88,13 @@ __all__ = [
     "MessagePage",
     "MethodNotFound",
     "MissingScope",
+    "MoveResult",
     "NoRecipients",
     "NotFound",
     "OAuthCredentials",
     "OperationTimeLimit",
     "OutgoingEmail",
+    "Person",
     "PlanRestricted",
     "PortalDeleted",
     "PortalError",
@@ -104,6 +113,7 @@ __all__ = [
     "SendFailed",
     "SendResult",
     "Sender",
+    "TaskCreated",
     "TokenExpired",
     "TransportError",
     "UnexpectedResponse",

@@ -8,13 +8,18 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
+    "ChatCreated",
+    "EventCreated",
     "Mailbox",
     "Message",
     "MessageFilter",
     "MessagePage",
+    "MoveResult",
     "OutgoingEmail",
+    "Person",
     "SendResult",
     "Sender",
+    "TaskCreated",
 ]
 
 
@@ -199,3 +204,49 @@ class SendResult(BaseModel):
     success: bool
     to: list[str] = Field(default_factory=list)
     replayed: bool = False
+
+
+class TaskCreated(_PortalModel):
+    """`mail.message.createtask`: the new task's id."""
+
+    success: bool
+    task_id: int = Field(alias="taskId")
+    message_id: int | None = Field(default=None, alias="messageId")
+
+
+class EventCreated(_PortalModel):
+    """`mail.message.createcalendarevent`: the new event's id."""
+
+    success: bool
+    event_id: int = Field(alias="eventId")
+    message_id: int | None = Field(default=None, alias="messageId")
+
+
+class ChatCreated(_PortalModel):
+    """`mail.message.createchat`: the chat's id; `existing` when the e-mail had one already."""
+
+    success: bool
+    chat_id: int = Field(alias="chatId")
+    message_id: int | None = Field(default=None, alias="messageId")
+    existing: bool = False
+
+
+class MoveResult(_PortalModel):
+    """`mail.message.movetofolder`: how many e-mails were moved, and how."""
+
+    success: bool
+    moved_count: int = Field(default=0, alias="movedCount")
+    action: str = ""
+
+
+class Person(_PortalModel):
+    """An employee or a CRM/address-book contact (`mail.recipient.*`)."""
+
+    id: int | None = None
+    email: str
+    name: str = ""
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _none_to_empty(cls, value: Any) -> Any:
+        return "" if value is None else value

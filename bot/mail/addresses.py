@@ -18,6 +18,7 @@ __all__ = [
     "Address",
     "AddressList",
     "InvalidAddress",
+    "bare_address",
     "count_recipients",
     "parse_address_list",
     "parse_single_address",
@@ -162,6 +163,14 @@ def parse_single_address(text: str) -> Address:
     if result.invalid:
         raise InvalidAddress(result.invalid[0])
     raise InvalidAddress(text.strip() if isinstance(text, str) else "")
+
+
+def bare_address(text: str) -> str:
+    """The e-mail alone of ``Name <addr>`` (what Bitrix24's to/cc/bcc take); unparsable text as is."""
+    try:
+        return parse_single_address(text).email
+    except InvalidAddress:
+        return text
 
 
 def count_recipients(*lists: AddressList) -> int:

@@ -22,6 +22,7 @@ class QueueTarget:
     result_channel: str
     result_thread_ts: str | None = None
     reply_to_message_id: int | None = None
+    forward_message_id: int | None = None
 
 
 class PendingSends:

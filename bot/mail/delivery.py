@@ -19,6 +19,7 @@ from bot import metrics
 from bot.bitrix24 import (
     Bitrix24Client,
     Bitrix24Error,
+    ForwardFailed,
     OperationTimeLimit,
     OutgoingEmail,
     PortalMoved,
@@ -30,6 +31,7 @@ from bot.bitrix24 import (
 )
 from bot.identity import SlackUser
 from bot.logs import correlation
+from bot.mail.addresses import bare_address
 from bot.mail.audit import AuditService
 from bot.mail.backoff import backoff_delay
 from bot.mail.errors import MailError, NotLinked
@@ -141,11 +143,12 @@ class DeliveryWorker:
             link = await self._links.require_stored(user)
             await self._check_policy(row)
             credentials = self._links.credentials(link)
+            # The docs describe to/cc/bcc as arrays of e-mail addresses: names stay in our texts.
             email = OutgoingEmail(
                 from_=row.sender,
-                to=list(row.to_addrs),
-                cc=list(row.cc_addrs),
-                bcc=list(row.bcc_addrs),
+                to=[bare_address(a) for a in row.to_addrs],
+                cc=[bare_address(a) for a in row.cc_addrs],
+                bcc=[bare_address(a) for a in row.bcc_addrs],
                 subject=row.subject,
                 body=row.body_html,
             )
@@ -163,7 +166,14 @@ class DeliveryWorker:
             call_started = time.perf_counter()
             try:
                 async with asyncio.timeout(budget):
-                    if row.kind == "reply" and row.reply_to_message_id is not None:
+                    if row.kind == "forward" and row.forward_message_id is not None:
+                        result = await self._bitrix24.forward(
+                            credentials,
+                            email,
+                            forward_message_id=row.forward_message_id,
+                            idempotency_key=row.id,
+                        )
+                    elif row.kind == "reply" and row.reply_to_message_id is not None:
                         result = await self._bitrix24.reply(
                             credentials,
                             email,
@@ -179,13 +189,12 @@ class DeliveryWorker:
                     "the attempt ran out of time", may_have_reached_portal=True
                 ) from exc
             finally:
-                method = "reply" if row.kind == "reply" and row.reply_to_message_id else "send"
+                method = _method_label(row)
                 metrics.BITRIX24_SECONDS.labels(method).observe(time.perf_counter() - call_started)
             if not result.success:
                 # A 200 that says success: false is a refusal without a cause: never "Sent".
-                raise (ReplyFailed if row.kind == "reply" else SendFailed)(
-                    "Bitrix24 answered success: false", may_have_reached_portal=False
-                )
+                failed = {"reply": ReplyFailed, "forward": ForwardFailed}.get(row.kind, SendFailed)
+                raise failed("Bitrix24 answered success: false", may_have_reached_portal=False)
         except Bitrix24Error as exc:
             await self._failed_attempt(row, exc.code, exc, transient=exc.transient, started=started)
         except MailError as exc:
@@ -290,6 +299,13 @@ class DeliveryWorker:
             # The send may still be running on the portal: retry only once it cannot be.
             delay = max(delay, self._bitrix24.config.portal_request_limit)
         return now + timedelta(seconds=delay)
+
+
+def _method_label(row: OutboxEmail) -> str:
+    """The Bitrix24 method an attempt called, as a metrics label."""
+    if row.kind == "forward" and row.forward_message_id is not None:
+        return "forward"
+    return "reply" if row.kind == "reply" and row.reply_to_message_id else "send"
 
 
 def _attempt_fields(

@@ -57,6 +57,7 @@ class SendingService:
         result_thread_ts: str | None = None,
         reply_to_message_id: int | None = None,
         hourly_cap: int | None = None,
+        forward_message_id: int | None = None,
     ) -> tuple[OutboxEmail, bool]:
         """Queue the e-mail durably; returns (row, created). A repeated submission creates nothing.
 
@@ -68,7 +69,7 @@ class SendingService:
         new = NewEmail(
             submission_key=submission_key,
             user=user,
-            kind="reply" if reply_to_message_id is not None else "send",
+            kind=_kind(reply_to_message_id, forward_message_id),
             sender=email.sender,
             to=email.to,
             cc=email.cc,
@@ -77,6 +78,7 @@ class SendingService:
             body_html=email.body_html,
             body_source=email.body_source,
             reply_to_message_id=reply_to_message_id,
+            forward_message_id=forward_message_id,
             result_channel=result_channel,
             result_thread_ts=result_thread_ts,
             deadline=utcnow() + self._retry_window,
@@ -118,3 +120,11 @@ class SendingService:
 
     async def history(self, user: SlackUser, *, limit: int = 10) -> list[OutboxEmail]:
         return await self.outbox.history(user, limit=limit)
+
+
+def _kind(reply_to_message_id: int | None, forward_message_id: int | None) -> str:
+    if reply_to_message_id is not None and forward_message_id is not None:
+        raise ValueError("an e-mail is a reply or a forward, not both")
+    if forward_message_id is not None:
+        return "forward"
+    return "reply" if reply_to_message_id is not None else "send"

@@ -66,3 +66,18 @@ POLICY_AUDIT_CHANNEL_BLOCK = "policy_audit_channel"
 POLICY_INPUT_ACTION = "policy_input"
 POLICY_CONFIRM_VALUE = "confirm_outside"
 CONFIRM_OUTSIDE_VIEW = "b24mail_confirm_outside"
+
+# acting on an e-mail (cards, notifications, inbox entries): Forward, More (overflow), Delete
+FORWARD_VIEW = "b24mail_forward"
+EVENT_VIEW = "b24mail_calendar_event"
+CARD_FORWARD_ACTION = "b24mail_card_forward"
+CARD_MORE_ACTION = "b24mail_card_more"
+CARD_DELETE_ACTION = "b24mail_card_delete"
+EVENT_START_BLOCK = "event_start"
+EVENT_START_ACTION = "event_start_input"
+EVENT_END_BLOCK = "event_end"
+EVENT_END_ACTION = "event_end_input"
+# To/Cc/Bcc suggestions: a select beside each address field
+SUGGEST_ACTION = "recipient_suggest"
+SUGGEST_HINT_VALUE = "-"  # a hint option ("type an address"), never a recipient
+PEOPLE_BLOCKS = {"to": "to_people", "cc": "cc_people", "bcc": "bcc_people"}

@@ -15,6 +15,13 @@ class ViewOrigin(BaseModel):
     channel_id: str | None = Field(default=None, max_length=32)
     thread_ts: str | None = Field(default=None, max_length=32)
     reply_to_message_id: int | None = Field(default=None, ge=1)
+    forward_message_id: int | None = Field(default=None, ge=1)
+    # The e-mail a More action (the calendar event) is about.
+    message_id: int | None = Field(default=None, ge=1)
+    # The portal the e-mail was shared from (cards), checked against the user's own link.
+    portal: str | None = Field(default=None, max_length=255)
+    # Where an action's result goes when there is no thread (an ephemeral inbox entry).
+    ephemeral: bool | None = None
     resend_of: str | None = Field(default=None, max_length=36)
 
     def encode(self) -> str:

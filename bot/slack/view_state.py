@@ -43,3 +43,15 @@ def checked(view: Mapping[str, Any], block_id: str, action_id: str, value: str) 
     if not isinstance(options, list):
         return False
     return any(isinstance(o, Mapping) and o.get("value") == value for o in options)
+
+
+def selected_values(view: Mapping[str, Any], block_id: str, action_id: str) -> list[str]:
+    """The values of a multi-select's chosen options, in the order chosen."""
+    options = _element(view, block_id, action_id).get("selected_options")
+    if not isinstance(options, list):
+        return []
+    return [
+        str(o["value"])
+        for o in options
+        if isinstance(o, Mapping) and isinstance(o.get("value"), str)
+    ]

@@ -83,6 +83,7 @@ class OutboxEmail(Base):
     body_html: Mapped[str] = mapped_column(Text)
     body_source: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     reply_to_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    forward_message_id: Mapped[int | None] = mapped_column(BigInteger)
 
     result_channel: Mapped[str] = mapped_column(String(SLACK_ID))
     result_thread_ts: Mapped[str | None] = mapped_column(String(SLACK_ID))

@@ -79,13 +79,28 @@ RESOLVE_RECIPIENTS_ERROR = "RESOLVE_RECIPIENTS_ERROR"
 SEND = "mail.message.send"
 REPLY = "mail.message.reply"
 FORWARD = "mail.message.forward"
+CREATE_TASK = "mail.message.createtask"
+CREATE_EVENT = "mail.message.createcalendarevent"
+CREATE_CRM_ACTIVITY = "mail.message.createcrmactivity"
+CREATE_CHAT = "mail.message.createchat"
+MOVE_TO_FOLDER = "mail.message.movetofolder"
+LIST_CONTACTS = "mail.recipient.listcontacts"
+LIST_EMPLOYEES = "mail.recipient.listemployees"
 # The doc says the Idempotency-Key is honoured by methods that change data; reads ignore it.
-WRITE_METHODS = frozenset({SEND, REPLY, FORWARD})
+WRITE_METHODS = frozenset(
+    {SEND, REPLY, FORWARD, CREATE_TASK, CREATE_EVENT, CREATE_CRM_ACTIVITY, CREATE_CHAT}
+    | {MOVE_TO_FOLDER}
+)
 MAIL_SCOPE = "mail"
 
 IDEMPOTENCY_TTL = 24 * 3600.0
 # Per-method time budget window (limits.md: sliding 10 minutes).
 OPERATING_WINDOW = 600.0
+
+# Folders `mail.message.movetofolder` files e-mails in for action=spam and action=delete.
+SPAM = "Spam"
+TRASH = "Trash"
+_PHP_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
 
 _CODE_ALPHABET = string.digits + string.ascii_lowercase
 _EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
@@ -176,6 +191,26 @@ class Delivered:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Delivered:
         return cls(**data)
+
+
+@dataclass
+class FakePerson:
+    """An employee or an address-book contact, as `mail.recipient.*` list them."""
+
+    id: int
+    name: str
+    email: str
+
+
+@dataclass
+class CreatedObject:
+    """A task, calendar event, CRM activity or chat made from an e-mail."""
+
+    kind: str  # task | event | crm_activity | chat
+    id: int
+    user_id: int
+    message_id: int
+    fields: dict[str, Any]
 
 
 @dataclass
@@ -304,6 +339,17 @@ def _extract_email(value: str) -> str | None:
     return address if _EMAIL.fullmatch(address) else None
 
 
+def _is_php_datetime(value: str) -> bool:
+    """PHP's `Y-m-d H:i:s`, a real date and time."""
+    if not _PHP_DATETIME.fullmatch(value):
+        return False
+    try:
+        datetime.strptime(value, "%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return False
+    return True
+
+
 def _valid_idempotency_key(key: str) -> bool:
     return 1 <= len(key) <= 255 and all(0x20 <= ord(ch) <= 0x7E for ch in key)
 
@@ -410,6 +456,7 @@ class FakePortal:
         self._level = 0.0
         self._level_at = self._now()
         self._reset_faults_locked()
+        self._init_actions()
 
         self._handlers: dict[str, Callable[[_Caller, dict[str, Any], str | None], Any]] = {
             "mail.mailbox.senders": self._m_senders,
@@ -420,6 +467,7 @@ class FakePortal:
             SEND: self._m_send,
             REPLY: self._m_reply,
             FORWARD: self._m_forward,
+            **self._action_handlers(),
         }
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -737,6 +785,8 @@ class FakePortal:
         self._overloaded = False
         self._require_https = False
         self._send_failure: str | None = None
+        self._denied: dict[int, frozenset[str] | None] = {}
+        self._missing_modules: set[str] = set()
 
     def clear(self) -> None:
         """Forget delivered e-mails, recorded requests, stored idempotent responses, time
@@ -1290,9 +1340,20 @@ class FakePortal:
         )
 
     def _m_forward(self, caller: _Caller, params: dict[str, Any], key: str | None) -> Any:
-        return self._send_common(
-            caller, params, key, FORWARD, "forwardMessageId", MESSAGE_FORWARD_FAILED
-        )
+        self._check_denied(caller, FORWARD)
+        try:
+            return self._send_common(
+                caller, params, key, FORWARD, "forwardMessageId", MESSAGE_FORWARD_FAILED
+            )
+        except _ApiError as exc:
+            # The forward page documents a missing or inaccessible e-mail as this cause, not as
+            # ENTITYNOTFOUND or an access error.
+            code = exc.reply.obj.get("error", {}).get("code") if exc.reply.obj else None
+            if code in (ENTITY_NOT_FOUND, ACCESS_DENIED_V3):
+                raise _invalid(
+                    [_cause("forwardMessageId", MESSAGE_FORWARD_FAILED, "Message not found")]
+                ) from None
+            raise
 
     def _send_common(
         self,
@@ -1378,6 +1439,268 @@ class FakePortal:
             self._delivered_cond.notify_all()
         # No message id: the real method does not return one.
         return {"success": True, "to": list(lists["to"])}
+
+    # -- acting on an e-mail and finding recipients (mail.message.create*, movetofolder,
+    # mail.recipient.*), each as its page in api-reference/mail/ describes --------------------
+    def _init_actions(self) -> None:
+        self._employees: list[FakePerson] = []
+        self._contacts: dict[int, list[FakePerson]] = {}
+        self._created: list[CreatedObject] = []
+        self._next_object_id = 100
+
+    def _action_handlers(self) -> dict[str, Callable[[_Caller, dict[str, Any], str | None], Any]]:
+        return {
+            CREATE_TASK: self._m_create_task,
+            CREATE_EVENT: self._m_create_event,
+            CREATE_CRM_ACTIVITY: self._m_create_crm_activity,
+            CREATE_CHAT: self._m_create_chat,
+            MOVE_TO_FOLDER: self._m_move_to_folder,
+            LIST_CONTACTS: self._m_list_contacts,
+            LIST_EMPLOYEES: self._m_list_employees,
+        }
+
+    def add_employee(self, person_id: int, *, name: str, email: str) -> None:
+        """A portal user `mail.recipient.listemployees` finds (by name or address)."""
+        with self._lock:
+            self._employees.append(FakePerson(person_id, name, email))
+
+    def add_contact(self, user_id: int, person_id: int, *, name: str, email: str) -> None:
+        """A contact in `user_id`'s address book (`mail.recipient.listcontacts`); newest last."""
+        with self._lock:
+            self._contacts.setdefault(user_id, []).append(FakePerson(person_id, name, email))
+
+    @property
+    def created(self) -> list[CreatedObject]:
+        """Tasks, events, CRM activities and chats made from e-mails, oldest first."""
+        with self._lock:
+            return list(self._created)
+
+    def deny_access(self, user_id: int, *, methods: Iterable[str] | None = None) -> None:
+        """`user_id` lacks the rights for `methods` (all of this block's when None): 403
+        ACCESSDENIEDEXCEPTION, as the pages' "Access errors" tables say. Undone by reset_faults."""
+        with self._lock:
+            self._denied[user_id] = _methods_set(methods)
+
+    def remove_module(self, module: str) -> None:
+        """Act as if a portal module (tasks, calendar, crm, im) were not installed; the create*
+        methods needing it fail as their pages say. Undone by reset_faults."""
+        with self._lock:
+            self._missing_modules.add(module)
+
+    def _check_module(self, module: str, message: str) -> None:
+        with self._lock:
+            missing = module in self._missing_modules
+        if missing:
+            # The pages list this cause with field "-": the entry carries no field.
+            raise _invalid([{"message": message}])
+
+    def _check_denied(self, caller: _Caller, method: str) -> None:
+        with self._lock:
+            user_id = caller.user.user_id
+            denied = user_id in self._denied and _matches(self._denied[user_id], method)
+        if denied:
+            raise _ApiError(_v3(403, ACCESS_DENIED_V3, "Access denied"))
+
+    def _message_param(self, caller: _Caller, params: Mapping[str, Any]) -> FakeMessage:
+        """`messageId` of the create* methods: a positive integer naming an e-mail of the caller."""
+        value = params.get("messageId")
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise _invalid(
+                [
+                    {
+                        "field": "messageId",
+                        "message": "Required field `messageId` is not specified "
+                        "or an incorrect value was passed",
+                    }
+                ]
+            )
+        with self._lock:
+            message = self._messages.get(value)
+        # A missing, foreign or trashed e-mail: the pages report all of them alike.
+        if message is None or message.user_id != caller.user.user_id or message.folder == TRASH:
+            raise _invalid(
+                [
+                    {
+                        "field": "messageId",
+                        "message": "Message was deleted or moved to another folder",
+                    }
+                ]
+            )
+        return message
+
+    def _created_object(
+        self, kind: str, caller: _Caller, message: FakeMessage, fields: dict[str, Any]
+    ) -> CreatedObject:
+        with self._lock:
+            self._next_object_id += 1
+            made = CreatedObject(
+                kind, self._next_object_id, caller.user.user_id, message.id, fields
+            )
+            self._created.append(made)
+        return made
+
+    def _m_create_task(self, caller: _Caller, params: dict[str, Any], _key: str | None) -> Any:
+        self._check_denied(caller, CREATE_TASK)
+        self._check_module("tasks", "Module tasks is not installed.")
+        title = self._str_param(params, "title")
+        responsible = self._int_param(params, "responsibleId", required=False)
+        description = self._str_param(params, "description")
+        message = self._message_param(caller, params)
+        task = self._created_object(
+            "task",
+            caller,
+            message,
+            {
+                "title": title or message.subject,
+                "responsibleId": responsible or caller.user.user_id,
+                "description": description or "",
+            },
+        )
+        return {"success": True, "taskId": task.id, "messageId": message.id}
+
+    def _m_create_event(self, caller: _Caller, params: dict[str, Any], _key: str | None) -> Any:
+        self._check_denied(caller, CREATE_EVENT)
+        self._check_module("calendar", "Module calendar is not installed")
+        problems: list[dict[str, str]] = []
+        dates: dict[str, str] = {}
+        for name in ("dateFrom", "dateTo"):
+            value = params.get(name)
+            if value is None:
+                problems.append(
+                    {"field": name, "message": f"Mandatory field `{name}` is not specified"}
+                )
+            elif not isinstance(value, str) or not _is_php_datetime(value):
+                problems.append({"field": name, "message": "Invalid date format"})
+            else:
+                dates[name] = value
+        name_ = self._str_param(params, "name")
+        description = self._str_param(params, "description")
+        message = self._message_param(caller, params)
+        if problems:
+            raise _invalid(problems)
+        event = self._created_object(
+            "event",
+            caller,
+            message,
+            {**dates, "name": name_ or message.subject, "description": description or ""},
+        )
+        return {"success": True, "eventId": event.id, "messageId": message.id}
+
+    def _m_create_crm_activity(
+        self, caller: _Caller, params: dict[str, Any], _key: str | None
+    ) -> Any:
+        self._check_denied(caller, CREATE_CRM_ACTIVITY)
+        self._check_module("crm", "CRM module is not installed")
+        message = self._message_param(caller, params)
+        self._created_object("crm_activity", caller, message, {})
+        return True
+
+    def _m_create_chat(self, caller: _Caller, params: dict[str, Any], _key: str | None) -> Any:
+        self._check_denied(caller, CREATE_CHAT)
+        self._check_module("im", "Modules im/intranet are not installed")
+        message = self._message_param(caller, params)
+        with self._lock:
+            earlier = next(
+                (c for c in self._created if c.kind == "chat" and c.message_id == message.id), None
+            )
+        if earlier is not None:
+            return {
+                "success": True,
+                "chatId": earlier.id,
+                "messageId": message.id,
+                "existing": True,
+            }
+        chat = self._created_object("chat", caller, message, {})
+        return {"success": True, "chatId": chat.id, "messageId": message.id, "existing": False}
+
+    def _m_move_to_folder(self, caller: _Caller, params: dict[str, Any], _key: str | None) -> Any:
+        self._check_denied(caller, MOVE_TO_FOLDER)
+        ids = params.get("messageIds")
+        if (
+            not isinstance(ids, list)
+            or not ids
+            or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids)
+        ):
+            raise _invalid([{"field": "messageIds", "message": "Required field is not specified"}])
+        action = params.get("action")
+        if action not in ("move", "spam", "delete"):
+            raise _invalid(
+                [
+                    {
+                        "field": "action",
+                        "message": "The `action` parameter must be `move`, `spam`, or `delete`",
+                    }
+                ]
+            )
+        folder = self._str_param(params, "folder")
+        if action == "move" and not folder:
+            raise _invalid(
+                [
+                    {
+                        "field": "folder",
+                        "message": "The `folder` parameter is required when `action=move`",
+                    }
+                ]
+            )
+        with self._lock:
+            found = [self._messages.get(i) for i in ids]
+        own = [m for m in found if m is not None and m.user_id == caller.user.user_id]
+        if not own:
+            raise _invalid([{"field": "messageIds", "message": "No accessible messages found"}])
+        if len({m.mailbox_id for m in own}) > 1:
+            raise _invalid(
+                [
+                    {
+                        "field": "messageIds",
+                        "message": "All messages must belong to the same mailbox",
+                    }
+                ]
+            )
+        if len({m.folder for m in own}) > 1:
+            raise _invalid(
+                [{"field": "messageIds", "message": "Select emails from a single folder"}]
+            )
+        target = {"spam": SPAM, "delete": TRASH}.get(action, folder or "")
+        with self._lock:
+            for m in own:
+                m.folder = target
+        return {"success": True, "movedCount": len(own), "action": action}
+
+    def _people(
+        self, people: list[FakePerson], query: str | None, params: Mapping[str, Any]
+    ) -> Any:
+        offset, limit = self._pagination(params, 50, 200)
+        needle = query.lower() if query else None
+        found = [
+            p
+            for p in people
+            if needle is None or needle in p.name.lower() or needle in p.email.lower()
+        ]
+        return {
+            "items": [
+                {"id": p.id, "email": p.email, "name": p.name}
+                for p in found[offset : offset + limit]
+            ]
+        }
+
+    def _m_list_contacts(self, caller: _Caller, params: dict[str, Any], _key: str | None) -> Any:
+        self._check_denied(caller, LIST_CONTACTS)
+        query = self._str_param(params, "query")
+        with self._lock:
+            # Without a query the page says "the latest contacts": newest first.
+            contacts = list(reversed(self._contacts.get(caller.user.user_id, [])))
+        return self._people(contacts, query, params)
+
+    def _m_list_employees(self, caller: _Caller, params: dict[str, Any], _key: str | None) -> Any:
+        self._check_denied(caller, LIST_EMPLOYEES)
+        query = self._str_param(params, "query")
+        if not query:
+            raise _invalid(
+                [{"field": "query", "message": "Required field `query` is not specified"}]
+            )
+        with self._lock:
+            employees = list(self._employees)
+        return self._people(employees, query, params)
 
     # -- control API ---------------------------------------------------------------------------
     def _user_json(self, user: FakeUser) -> dict[str, Any]:

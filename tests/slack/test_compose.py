@@ -160,7 +160,8 @@ async def test_happy_path_sends_exactly_what_was_written(
     assert email.method == "mail.message.send"
     assert email.user_id == b24.user_id
     assert email.from_ == "Sales <sales@corp.example>"
-    assert email.to == ["Bob <bob@client.example>", "carol@client.example"]
+    # The documented form: bare addresses; the names stay in our own texts.
+    assert email.to == ["bob@client.example", "carol@client.example"]
     assert email.cc == ["dave@client.example"]
     assert email.bcc == ["eve@corp.example"]
     assert email.subject == "Quarterly report"

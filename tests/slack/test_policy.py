@@ -308,7 +308,8 @@ async def test_outside_addresses_need_the_senders_confirmation(
         delivered = await portal.await_delivered(1)
         await final_status(slack, contains="Sent")
     assert again["response_action"] == "update"  # used up: nothing queued twice
-    assert delivered[0].to == ["colleague@corp.example", "Bob <bob@client.example>"]
+    # Bare addresses, the documented form (names stay in Slack).
+    assert delivered[0].to == ["colleague@corp.example", "bob@client.example"]
     assert await count(engine, OutboxEmail) == 1
 
 

@@ -214,7 +214,7 @@ async def test_shortcut_on_a_card_prefills_and_replies_in_its_thread(
     assert email.reply_to_message_id == message_id
     assert email.user_id == b24.user_id
     assert email.from_ == "Sales <sales@corp.example>"
-    assert email.to == ["Bob Client <bob@client.example>"]
+    assert email.to == ["bob@client.example"]
     assert email.cc == []
     assert email.bcc == []
     assert email.subject == "Re: Quarterly report"
@@ -243,7 +243,7 @@ async def test_shortcut_in_a_cards_thread_answers_that_email_with_the_message_te
     email = delivered[0]
     assert email.reply_to_message_id == message_id
     assert email.subject == "Re: Offer"
-    assert email.to == ["Bob Client <bob@client.example>"]
+    assert email.to == ["bob@client.example"]
     assert email.body == "<p>We can ship on <b>Monday</b>.</p>"
     assert (status["channel"], status["thread_ts"]) == ("C0001", card["ts"])
 
@@ -380,8 +380,8 @@ async def test_reply_all_toggles_the_cc(
     assert initial(off, "cc") is None
     assert blocks_by_field(off)["cc"]["block_id"].endswith("-one")
     assert "initial_options" in blocks_by_field(again)[ids.REPLY_ALL_BLOCK]["elements"][0]
-    assert delivered[0].cc == ["Carol <carol@client.example>"]
-    assert delivered[0].to == ["Bob Client <bob@client.example>"]
+    assert delivered[0].cc == ["carol@client.example"]
+    assert delivered[0].to == ["bob@client.example"]
 
 
 @pytest.mark.parametrize(

@@ -24,6 +24,7 @@ from babel.messages.pofile import read_po
 from bot.bitrix24 import Bitrix24Error, Message, MessagePage
 from bot.mail.compose import FieldProblem
 from bot.mail.errors import MailError, SendingCapReached
+from bot.mail.message_actions import ACTION_KINDS, ActionDone
 from bot.mail.policy import WorkspacePolicy, normalize_domain
 from bot.mail.replying import ReplyDraft
 from bot.slack import ids
@@ -35,8 +36,10 @@ from bot.slack.render.card import email_card
 from bot.slack.render.compose import Prefill, compose_modal, inline_errors
 from bot.slack.render.connect import connect_modal, connect_prompt, connected_view, help_blocks
 from bot.slack.render.connect import status_blocks as link_status_blocks
+from bot.slack.render.forward import forward_modal
 from bot.slack.render.home import HomeState, home_view
 from bot.slack.render.inbox import inbox_blocks
+from bot.slack.render.message_actions import action_done_text, action_failed_text, event_modal
 from bot.slack.render.policy import confirm_gone_view, confirm_outside_view, policy_modal
 from bot.slack.render.reply import (
     ReplyForm,
@@ -356,6 +359,17 @@ def modals(t: Texts) -> dict[str, dict[str, Any]]:
             form=form.with_changes(choose_target=True, notice=t("reply.no_access")),
             draft=ReplyDraft(sender_email="alice@corp.example"),
         ),
+        "forward": forward_modal(
+            t,
+            senders=SENDERS,
+            last_sender=None,
+            origin=origin.model_copy(update={"portal": LONG_HOST}),
+            original=message(),
+            show_post_to=True,
+        ),
+        "event": event_modal(
+            t, origin=origin.model_copy(update={"message_id": 7, "ephemeral": True}), now=MOMENT
+        ),
         "reply_loading": loading_modal(t, private_metadata=origin.encode()),
         "reply_problem": problem_modal(
             t, t("reply.other_portal", portal=LONG_HOST, host=LONG_HOST)
@@ -475,6 +489,18 @@ def messages(t: Texts) -> dict[str, list[dict[str, Any]]]:
     }.items():
         out[name] = home_view(t, state)["blocks"]
     out["card"] = email_card(t, message(), portal=LONG_HOST, shared_by="U0001")[1]
+    for kind in ACTION_KINDS:
+        done = ActionDone(kind=kind, message_id=7, object_id=123456789)
+        texts_shown = [
+            action_done_text(t, done, user_id="U0001", start=MOMENT, end=MOMENT),
+            action_failed_text(t, kind, user_id="U0001", reason=t("error.outcome_unknown")),
+        ]
+        if kind == "chat":
+            existing = ActionDone(kind=kind, message_id=7, object_id=5, existing=True)
+            texts_shown.append(action_done_text(t, existing, user_id="U0001", start=None, end=None))
+        out[f"action_{kind}"] = [
+            {"type": "section", "text": {"type": "mrkdwn", "text": x}} for x in texts_shown
+        ]
     out["card_bare"] = email_card(
         t, message(subject="", body=None, date=None, url=None), portal="p", shared_by="U0001"
     )[1]

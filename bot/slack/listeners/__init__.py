@@ -13,8 +13,11 @@ from bot.slack.listeners import (
     commands,
     compose,
     events,
+    forward,
     home,
     inbox,
+    message_actions,
+    recipients,
     reply,
     reply_options,
     views,
@@ -29,5 +32,18 @@ if TYPE_CHECKING:
 
 def register_all(app: AsyncApp, services: Services) -> None:
     app.middleware(RequestScope(services))
-    for module in (commands, views, actions, compose, inbox, reply, reply_options, events, home):
+    for module in (
+        commands,
+        views,
+        actions,
+        compose,
+        inbox,
+        reply,
+        reply_options,
+        forward,
+        message_actions,
+        recipients,
+        events,
+        home,
+    ):
         module.register(app)

@@ -150,6 +150,7 @@ async def on_edit(
         channel_id=email.result_channel,
         thread_ts=email.result_thread_ts,
         reply_to_message_id=email.reply_to_message_id,
+        forward_message_id=email.forward_message_id,
         resend_of=email.id,
     )
     prefill = Prefill(
@@ -166,7 +167,7 @@ async def on_edit(
         senders=link.senders,
         prefill=prefill,
         private_metadata=origin.encode(),
-        callback_id=ids.REPLY_VIEW if email.reply_to_message_id else ids.COMPOSE_VIEW,
+        callback_id=_resend_view(email.reply_to_message_id, email.forward_message_id),
     )
     services.background.spawn(
         open_view_or_explain(
@@ -191,6 +192,13 @@ def _addresses_argument(argument: str) -> str:
     # user sees and fixes them instead of losing them.
     kept = [a.formatted() for a in parsed.addresses] + list(parsed.invalid)
     return "\n".join(kept) if parsed.invalid else ", ".join(kept)
+
+
+def _resend_view(reply_to_message_id: int | None, forward_message_id: int | None) -> str:
+    """The modal an e-mail is edited in is the one that sends it as the same kind again."""
+    if forward_message_id:
+        return ids.FORWARD_VIEW
+    return ids.REPLY_VIEW if reply_to_message_id else ids.COMPOSE_VIEW
 
 
 def _last_sender_email(link: Link) -> str | None:

@@ -235,6 +235,7 @@ async def on_confirm_submit(
             result_channel=target.result_channel,
             result_thread_ts=target.result_thread_ts,
             reply_to_message_id=target.reply_to_message_id,
+            forward_message_id=target.forward_message_id,
             hourly_cap=services.policy.hourly_cap(policy),
         )
     except SendingCapReached as exc:

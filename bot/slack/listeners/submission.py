@@ -23,6 +23,7 @@ from bot.slack.view_state import (
     rich_text_value,
     selected_conversation,
     selected_value,
+    selected_values,
     text_value,
 )
 from bot.slack.wording import Texts
@@ -46,6 +47,7 @@ async def submit_email(
     origin: ViewOrigin,
     blocks: Mapping[str, str],
     reply_to_message_id: int | None,
+    forward_message_id: int | None = None,
     refused: Mapping[str, str] | None = None,
 ) -> None:
     """Check that the user is linked, validate the form, the workspace's policy and the cap,
@@ -82,6 +84,7 @@ async def submit_email(
         origin=origin,
         reply_to_message_id=reply_to_message_id,
         policy=policy,
+        forward_message_id=forward_message_id,
     )
 
 
@@ -102,9 +105,9 @@ async def _checked_email(
     resolved = await services.user_names.resolve(client, mentioned) if mentioned else {}
     form = ComposeInput(
         sender=selected_value(view, blocks["from"], ids.FROM_ACTION),
-        to=text_value(view, blocks["to"], ids.ADDRESSES_ACTION),
-        cc=text_value(view, blocks["cc"], ids.ADDRESSES_ACTION),
-        bcc=text_value(view, blocks["bcc"], ids.ADDRESSES_ACTION),
+        to=with_people(view, blocks["to"], ids.PEOPLE_BLOCKS["to"]),
+        cc=with_people(view, blocks["cc"], ids.PEOPLE_BLOCKS["cc"]),
+        bcc=with_people(view, blocks["bcc"], ids.PEOPLE_BLOCKS["bcc"]),
         subject=text_value(view, blocks["subject"], ids.SUBJECT_ACTION),
         body=email_body(body, user_name=resolved.get),
     )
@@ -146,6 +149,7 @@ async def _queue_email(
     origin: ViewOrigin,
     reply_to_message_id: int | None,
     policy: WorkspacePolicy,
+    forward_message_id: int | None = None,
 ) -> None:
     """Queue a checked e-mail, close the modal, and let the status message be posted.
 
@@ -162,6 +166,7 @@ async def _queue_email(
         result_channel=channel,
         result_thread_ts=origin.thread_ts if channel == origin.channel_id else None,
         reply_to_message_id=reply_to_message_id,
+        forward_message_id=forward_message_id,
     )
     outside = services.policy.check(policy, [*email.to, *email.cc, *email.bcc]).outside
     if outside and policy.confirm_outside:
@@ -182,7 +187,19 @@ async def _queue_email(
         result_channel=target.result_channel,
         result_thread_ts=target.result_thread_ts,
         reply_to_message_id=target.reply_to_message_id,
+        forward_message_id=target.forward_message_id,
         hourly_cap=services.policy.hourly_cap(policy),
     )
     await ack()
     services.notify_wakeup.notify()
+
+
+def with_people(view: Mapping[str, Any], field_block: str, people_block: str) -> str:
+    """A field's typed addresses plus the people picked for it in its suggestions select."""
+    typed = text_value(view, field_block, ids.ADDRESSES_ACTION)
+    picked = [
+        value
+        for value in selected_values(view, people_block, ids.SUGGEST_ACTION)
+        if value != ids.SUGGEST_HINT_VALUE
+    ]
+    return ", ".join([typed, *picked]) if typed else ", ".join(picked)

@@ -15,8 +15,9 @@ from typing import Any
 from bot.bitrix24 import Message
 from bot.mail.replying import excerpt, html_to_text, parse_message_id
 from bot.slack import ids
-from bot.slack.blocks import Block, actions, button, context, plain, section
+from bot.slack.blocks import Block, actions, context, plain, section
 from bot.slack.render.connect import escape_mrkdwn, slack_date
+from bot.slack.render.email_actions import email_action_elements
 from bot.slack.wording import Texts
 
 CARD_EXCERPT_LINES = 8
@@ -58,18 +59,7 @@ def email_card(
         notes.insert(0, t("card.attachments"))
     blocks.append(context(*notes))
     ref = {"message_id": message.id, "portal": portal}
-    elements = [
-        button(
-            t("card.reply"),
-            action_id=ids.CARD_REPLY_ACTION,
-            value=json.dumps(ref, separators=(",", ":")),
-            style="primary",
-        )
-    ]
-    if message.url:
-        elements.append(
-            button(t("inbox.open"), action_id=ids.OPEN_IN_BITRIX_ACTION, url=message.url)
-        )
+    elements = email_action_elements(t, message_id=message.id, portal=portal, url=message.url)
     blocks.append(actions(*elements, block_id=ids.CARD_BLOCK))
     metadata = {"event_type": ids.EMAIL_CARD_EVENT, "event_payload": ref}
     return t("card.text", subject=subject, sender=sender), blocks, metadata

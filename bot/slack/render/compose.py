@@ -47,6 +47,7 @@ def compose_modal(
     notice: str | None = None,
     block_ids: Mapping[str, str] | None = None,
     show_post_to: bool = True,
+    body_label_key: str = "compose.body",
 ) -> Block:
     """The modal; `block_ids` renames fields' blocks (field → block id), so that a views.update
     can replace values Slack would otherwise keep from the user's earlier entry."""
@@ -86,8 +87,11 @@ def compose_modal(
             },
         ),
         _addresses(t, bid["to"], "compose.to", prefill.to, optional=False, hint=True),
+        people_select(t, "to"),
         _addresses(t, bid["cc"], "compose.cc", prefill.cc, optional=True),
+        people_select(t, "cc"),
         _addresses(t, bid["bcc"], "compose.bcc", prefill.bcc, optional=True),
+        people_select(t, "bcc"),
         _input(
             bid["subject"],
             t("compose.subject"),
@@ -96,7 +100,7 @@ def compose_modal(
                 prefill.subject[:250],
             ),
         ),
-        _input(bid["body"], t("compose.body"), _body_element(prefill.body)),
+        _input(bid["body"], t(body_label_key), _body_element(prefill.body)),
         *prefill.extra_blocks,
     ]
     if show_post_to:
@@ -161,6 +165,26 @@ def _addresses(
         element,
         optional=optional,
         hint=t("compose.addresses_hint") if hint else None,
+    )
+
+
+def people_select(t: Texts, field: str) -> Block:
+    """Beside an address field: Bitrix24 employees and CRM contacts, suggested as the user types.
+
+    Slack's text inputs cannot suggest, so this optional select does; whatever is picked joins
+    the field's typed addresses when the form is sent (any typed text is offered too).
+    """
+    return _input(
+        ids.PEOPLE_BLOCKS[field],
+        t(f"compose.people_{field}"),
+        {
+            "type": "multi_external_select",
+            "action_id": ids.SUGGEST_ACTION,
+            "min_query_length": 1,
+            "placeholder": plain(t("compose.people_placeholder"), 150),
+        },
+        optional=True,
+        hint=t("compose.people_hint") if field == "to" else None,
     )
 
 

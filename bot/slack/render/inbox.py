@@ -10,6 +10,7 @@ from bot.bitrix24 import Message, MessagePage
 from bot.slack import ids
 from bot.slack.blocks import Block, actions, button, context, header, section
 from bot.slack.render.connect import escape_mrkdwn, slack_date
+from bot.slack.render.email_actions import email_action_elements
 from bot.slack.wording import Texts
 
 # More carries the search words in its value (at most 2000 characters with the page number).
@@ -86,12 +87,13 @@ def _entry(t: Texts, message: Message) -> list[Block]:
         attachments=t("inbox.attachments") if message.has_attachments else "",
     )
     value = str(message.id)
-    elements = [
-        button(t("inbox.reply"), action_id=ids.INBOX_REPLY_ACTION, value=value, style="primary"),
-        button(t("inbox.share"), action_id=ids.INBOX_SHARE_ACTION, value=value),
-    ]
-    if message.url:
-        elements.append(
-            button(t("inbox.open"), action_id=ids.OPEN_IN_BITRIX_ACTION, url=message.url)
-        )
+    elements = email_action_elements(
+        t,
+        message_id=message.id,
+        portal=None,
+        url=message.url,
+        reply_action_id=ids.INBOX_REPLY_ACTION,
+        reply_value=value,
+        extra=[button(t("inbox.share"), action_id=ids.INBOX_SHARE_ACTION, value=value)],
+    )
     return [section(line), actions(*elements)]

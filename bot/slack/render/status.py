@@ -67,7 +67,8 @@ def status_message(
         blocks.append(section(text))
     elif key == OutboxStatus.SENT:
         sent_at = email.sent_at or email.updated_at
-        text = t("status_msg.sent", subject=subject, sender=sender, when=_when(t, sent_at))
+        key = "status_msg.forwarded" if email.kind == "forward" else "status_msg.sent"
+        text = t(key, subject=subject, sender=sender, when=_when(t, sent_at))
         blocks += [section(text), context(_counts(t, email), t("compose.to") + ": " + recipients)]
     else:
         text = t("status_msg.failed", subject=subject, recipients=recipients)
@@ -117,7 +118,7 @@ def history_blocks(t: Texts, emails: Sequence[OutboxEmail]) -> list[Block]:
         t(
             "history.line",
             icon=icons.get(e.status, ":grey_question:"),
-            subject=escape_mrkdwn(e.subject),
+            subject=_history_subject(t, e),
             recipients=recipients_summary(t, e.to_addrs),
             when=_when(t, e.created_at),
             status=t(f"history.status.{e.status}"),
@@ -125,6 +126,11 @@ def history_blocks(t: Texts, emails: Sequence[OutboxEmail]) -> list[Block]:
         for e in emails
     ]
     return [header(t("history.title")), section("\n".join(lines))]
+
+
+def _history_subject(t: Texts, email: OutboxEmail) -> str:
+    subject = escape_mrkdwn(email.subject)
+    return t("history.forward_subject", subject=subject) if email.kind == "forward" else subject
 
 
 def _counts(t: Texts, email: OutboxEmail) -> str:

@@ -139,6 +139,10 @@ class Texts:
         )
         return f"{when} ({_offset_name(local)})"
 
+    def local(self, moment: datetime) -> datetime:
+        """`moment` in the reader's time zone (naive moments are taken as UTC)."""
+        return self._local(moment)
+
     def _local(self, moment: datetime) -> datetime:
         aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
         return aware.astimezone(self._tz)

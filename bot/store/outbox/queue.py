@@ -44,6 +44,7 @@ class NewEmail:
     kind: str = "send"
     body_source: dict[str, Any] | None = None
     reply_to_message_id: int | None = None
+    forward_message_id: int | None = None
     result_thread_ts: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -80,6 +81,7 @@ class DeliveryQueue(OutboxConnections):
             body_html=new.body_html,
             body_source=new.body_source,
             reply_to_message_id=new.reply_to_message_id,
+            forward_message_id=new.forward_message_id,
             result_channel=new.result_channel,
             result_thread_ts=new.result_thread_ts,
             status=OutboxStatus.QUEUED,
