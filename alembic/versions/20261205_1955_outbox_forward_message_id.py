@@ -4,8 +4,8 @@ A forward is sent through the outbox like a send or a reply; `forward_message_id
 Bitrix24 e-mail it forwards (`mail.message.forward`'s forwardMessageId), NULL for other kinds.
 
 Revision ID: 4e8a1c2f6b3d
-Revises: 3f8e21c4a7d6
-Create Date: 2026-12-05 19:30:00.000000+00:00
+Revises: 9c4d2e7a1b58
+Create Date: 2026-12-05 19:55:00.000000+00:00
 """
 
 from collections.abc import Sequence
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "4e8a1c2f6b3d"
-down_revision: str | None = "3f8e21c4a7d6"
+down_revision: str | None = "9c4d2e7a1b58"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
