@@ -15,6 +15,7 @@ from bot.slack.listeners import (
     events,
     home,
     inbox,
+    notify,
     reply,
     reply_options,
     views,
@@ -29,5 +30,16 @@ if TYPE_CHECKING:
 
 def register_all(app: AsyncApp, services: Services) -> None:
     app.middleware(RequestScope(services))
-    for module in (commands, views, actions, compose, inbox, reply, reply_options, events, home):
+    for module in (
+        commands,
+        views,
+        actions,
+        compose,
+        inbox,
+        notify,
+        reply,
+        reply_options,
+        events,
+        home,
+    ):
         module.register(app)
