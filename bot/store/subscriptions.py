@@ -164,6 +164,14 @@ class SubscriptionRepository:
         self, *, owner: str, now: datetime, lease: timedelta, spacing: timedelta
     ) -> MailSubscription | None:
         """Lease the check due longest ago on a portal with a free poll slot, and take the slot."""
+        try:
+            return await self._claim(owner=owner, now=now, lease=lease, spacing=spacing)
+        except _Lost:
+            return None
+
+    async def _claim(
+        self, *, owner: str, now: datetime, lease: timedelta, spacing: timedelta
+    ) -> MailSubscription | None:
         async with self._sessions.begin() as session:
             postgres = _is_postgres(session)
             candidates = (
@@ -188,9 +196,34 @@ class SubscriptionRepository:
             if found is None:
                 return None
             row, pacing = found
+            # Conditional writes: a claim that read the same rows concurrently (SQLite has no
+            # row locks; several loops of one process claim too) changes nothing and gets None.
+            slot = await session.execute(
+                update(PollPacing)
+                .where(
+                    PollPacing.portal_host == pacing.portal_host,
+                    PollPacing.next_slot_at == pacing.next_slot_at,
+                )
+                .values(next_slot_at=_next_slot(pacing.next_slot_at, now, spacing))
+                .execution_options(synchronize_session=False)
+            )
+            leased = await session.execute(
+                update(MailSubscription)
+                .where(
+                    MailSubscription.id == row.id,
+                    MailSubscription.state == ACTIVE,
+                    or_(
+                        MailSubscription.lease_until.is_(None), MailSubscription.lease_until <= now
+                    ),
+                )
+                .values(lease_owner=owner, lease_until=now + lease)
+                .execution_options(synchronize_session=False)
+            )
+            if not getattr(slot, "rowcount", 0) or not getattr(leased, "rowcount", 0):
+                raise _Lost
+            session.expunge(row)
             row.lease_owner = owner
             row.lease_until = now + lease
-            pacing.next_slot_at = _next_slot(pacing.next_slot_at, now, spacing)
         return row
 
     async def spend(self, portal_host: str, *, now: datetime, spacing: timedelta) -> None:
@@ -453,6 +486,10 @@ class SubscriptionRepository:
                 )
             )
         return int(getattr(result, "rowcount", 0) or 0)
+
+
+class _Lost(Exception):
+    """Another claim took the row or the slot first (rolls the claim back)."""
 
 
 def _next_slot(slot: datetime, now: datetime, spacing: timedelta) -> datetime:

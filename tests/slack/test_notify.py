@@ -1,0 +1,244 @@
+"""New e-mail to Slack, through the real endpoint, the worker's poller, fake Slack and fake portal.
+
+Each test runs on SQLite and PostgreSQL. Nothing waits for a wall-clock time: the tests wait for
+the poller's checks (its counter) or for the fake Slack's calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.identity import SlackUser
+from bot.slack import ids
+from bot.store.models import EmailCard, MailSubscription
+from tests.fakes.bitrix24_portal import FakePortal, FakeUser
+from tests.fakes.slack_api import FakeSlack, set_channel_members
+from tests.support.app import RunningApp, running_app
+
+ALICE = SlackUser(team_id="T0001", user_id="U0001")
+_b24_ids = itertools.count(7001)
+WAIT = 60.0
+
+
+@pytest.fixture
+async def app(engine: AsyncEngine, slack: FakeSlack) -> AsyncIterator[RunningApp]:
+    slack.add_user("U0001")
+    async with running_app(
+        engine=engine, slack=slack, worker=True, b24mail_poll_interval_seconds=1
+    ) as running:
+        yield running
+
+
+async def link(app: RunningApp, portal: FakePortal, *, code: str | None = None) -> FakeUser:
+    b24 = portal.add_user(next(_b24_ids), code=code)
+    await app.services.links.connect(ALICE, b24.webhook_url)
+    return b24
+
+
+def mail(portal: FakePortal, b24: FakeUser, subject: str, **fields: Any) -> int:
+    fields.setdefault("from_", "Client <client@example.com>")
+    fields.setdefault("body", f"<p>About {subject}</p>")
+    return portal.add_message(b24.user_id, subject=subject, **fields)
+
+
+async def checks(app: RunningApp, n: int = 2) -> None:
+    """Until the poller has finished `n` more checks."""
+    assert app.worker is not None
+    poller = app.worker.poller
+    target = poller.checks + n
+    deadline = time.monotonic() + WAIT
+    while poller.checks < target:
+        assert time.monotonic() < deadline, "the poller made no progress"
+        await asyncio.sleep(0.02)
+
+
+async def subscription(app: RunningApp) -> MailSubscription:
+    async with app.services.sessions() as session:
+        row = await session.scalar(select(MailSubscription))
+    assert row is not None
+    return row
+
+
+def cards_in(slack: FakeSlack, channel: str | None = None) -> list[dict[str, Any]]:
+    return [
+        m
+        for (ch, _ts), m in slack.messages.items()
+        if (channel is None or ch == channel)
+        and (m.get("metadata") or {}).get("event_type") == ids.EMAIL_CARD_EVENT
+    ]
+
+
+async def opt_in(app: RunningApp, text: str = "notify on", **kw: Any) -> dict[str, Any]:
+    answer = app.json(await app.command(text, **kw))
+    await checks(app, 1)  # the baseline
+    return answer
+
+
+async def test_opt_in_then_exactly_one_card_for_a_new_email_and_none_for_old_ones(
+    app: RunningApp, portal: FakePortal, slack: FakeSlack, engine: AsyncEngine
+) -> None:
+    """E-mails there before opting in are the baseline; a new one arrives once, as a card."""
+    b24 = await link(app, portal)
+    mail(portal, b24, "Old news")
+    answer = await opt_in(app)
+    assert "DM" in answer["text"] and "every 1 s" in answer["text"]
+    new_id = mail(
+        portal,
+        b24,
+        "Contract draft",
+        has_attachments=True,
+        body="<p>Hi</p><blockquote>Quoted history</blockquote>",
+    )
+    await checks(app, 3)
+    cards = cards_in(slack)
+    assert len(cards) == 1
+    card = cards[0]
+    assert "Contract draft" in card["text"]
+    shown = str(card["blocks"])
+    assert "Quoted history" not in shown and "<p>" not in shown and "Hi" in shown
+    elements = [e for b in card["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    assert {e["action_id"] for e in elements} >= {ids.CARD_REPLY_ACTION, ids.CARD_SHARE_ACTION}
+    async with app.services.sessions() as session:
+        remembered = (await session.scalars(select(EmailCard))).all()
+    assert [r.b24_message_id for r in remembered] == [new_id]
+    status = app.json(await app.command("notify"))
+    assert "are on" in status["text"] and "every 1 s" in status["text"]
+
+
+async def test_search_words_filter_what_is_posted(
+    app: RunningApp, portal: FakePortal, slack: FakeSlack
+) -> None:
+    b24 = await link(app, portal)
+    await opt_in(app, "notify on invoice")
+    mail(portal, b24, "Lunch plans")
+    mail(portal, b24, "Invoice 42")
+    await checks(app, 3)
+    assert [c["text"] for c in cards_in(slack)] == [
+        next(c["text"] for c in cards_in(slack) if "Invoice 42" in c["text"])
+    ]
+
+
+async def test_here_routes_cards_to_the_channel_the_user_and_bot_are_in(
+    app: RunningApp, portal: FakePortal, slack: FakeSlack
+) -> None:
+    b24 = await link(app, portal)
+    slack.add_channel("C0500", member=True)
+    slack.add_channel("C0600", member=False)
+    set_channel_members(slack, "C0500", ["U0001"])
+    slack.add_channel("C0700", member=True)
+    for channel in ("C0600", "C0700", "C0500"):
+        before = len(slack.responses_to("command"))
+        await app.command("notify here", channel_id=channel)
+        deadline = time.monotonic() + WAIT
+        while len(slack.responses_to("command")) == before:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.02)
+    texts = [r.json.get("text", "") for r in slack.responses_to("command")]
+    assert "Invite me" in texts[0]
+    assert "not a member of <#C0700>" in texts[1]
+    assert "<#C0500>" in texts[2] and "Done" in texts[2]
+    await checks(app, 1)
+    mail(portal, b24, "For the team")
+    await checks(app, 3)
+    assert len(cards_in(slack, "C0500")) == 1 and len(cards_in(slack)) == 1
+
+
+async def test_an_email_dated_before_the_last_check_still_arrives_once(
+    app: RunningApp, portal: FakePortal, slack: FakeSlack
+) -> None:
+    """Bitrix24 fetched it late: its date is 15 minutes before the last check."""
+    b24 = await link(app, portal)
+    await opt_in(app)
+    await checks(app, 2)
+    last = (await subscription(app)).last_checked_at
+    assert last is not None
+    mail(portal, b24, "Fetched late", date=last - timedelta(minutes=15))
+    await checks(app, 3)
+    assert len(cards_in(slack)) == 1
+
+
+async def test_more_than_twenty_new_emails_post_twenty_cards_and_one_more_line(
+    app: RunningApp, portal: FakePortal, slack: FakeSlack
+) -> None:
+    b24 = await link(app, portal)
+    await opt_in(app)
+    start = datetime.now(UTC) - timedelta(hours=1)
+    for n in range(23):
+        mail(portal, b24, f"Bulk {n:02d}", date=start + timedelta(minutes=n))
+    await checks(app, 3)
+    cards = cards_in(slack)
+    assert len(cards) == 20
+    posted = sorted(cards, key=lambda m: float(m["ts"]))
+    assert "Bulk 00" in posted[0]["text"] and "Bulk 19" in posted[-1]["text"]  # oldest first
+    more = [
+        m
+        for m in slack.messages.values()
+        if (m.get("metadata") or {}).get("event_type") == ids.NEW_MAIL_MORE_EVENT
+    ]
+    assert len(more) == 1 and "3 more" in more[0]["text"]
+
+
+async def test_expired_webhook_one_dm_paused_then_resumed_by_reconnect(
+    app: RunningApp, portal: FakePortal, slack: FakeSlack
+) -> None:
+    b24 = await link(app, portal)
+    await opt_in(app)
+    portal.expire_webhook(b24.user_id)
+    deadline = time.monotonic() + WAIT
+    while (await subscription(app)).state != "paused":
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(3)  # several intervals: a paused subscription is not checked again
+    paused = [
+        m
+        for m in slack.messages.values()
+        if (m.get("metadata") or {}).get("event_type") == ids.NEW_MAIL_PAUSED_EVENT
+    ]
+    assert len(paused) == 1 and "/b24mail connect" in paused[0]["text"]
+    status = app.json(await app.command("notify"))
+    assert "paused" in status["text"]
+    portal.reset_faults()  # a new webhook works again
+    await app.services.links.connect(ALICE, b24.webhook_url)
+    assert (await subscription(app)).state == "active"
+    mail(portal, b24, "After reconnect")
+    await checks(app, 3)
+    assert len(cards_in(slack)) == 1
+    assert len(paused) == 1
+
+
+async def test_notify_off_stops_the_cards(
+    app: RunningApp, portal: FakePortal, slack: FakeSlack
+) -> None:
+    b24 = await link(app, portal)
+    await opt_in(app)
+    answer = app.json(await app.command("notify off"))
+    assert "off" in answer["text"]
+    mail(portal, b24, "Nobody listens")
+    await asyncio.sleep(2.5)
+    assert cards_in(slack) == []
+    status = app.json(await app.command("notify"))
+    assert "are off" in status["text"]
+
+
+async def test_disconnect_removes_the_subscription(
+    app: RunningApp, portal: FakePortal, slack: FakeSlack
+) -> None:
+    await link(app, portal)
+    await opt_in(app)
+    app.json(await app.command("disconnect"))
+    async with app.services.sessions() as session:
+        assert (await session.scalar(select(MailSubscription))) is None
+
+
+async def test_notify_needs_a_link_and_explains_unknown_options(app: RunningApp) -> None:
+    assert "Link your Bitrix24" in app.json(await app.command("notify on"))["text"]
+    assert "notify sometimes" in app.json(await app.command("notify sometimes"))["text"]
