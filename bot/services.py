@@ -92,6 +92,8 @@ def poll_config_from(settings: Settings) -> PollConfig:
         budget=settings.b24mail_poll_budget,
         rate=settings.bitrix24_rate,
         lookback=timedelta(hours=settings.b24mail_poll_lookback_hours),
+        # A worker that died mid-check gives its check up after the same lease as its sends.
+        lease=timedelta(seconds=settings.b24mail_lease_seconds),
     )
 
 

@@ -21,7 +21,7 @@ from bot.identity import SlackUser
 from bot.slack import ids
 from bot.store.models import EmailCard, MailSubscription
 from tests.fakes.bitrix24_portal import FakePortal, FakeUser
-from tests.fakes.slack_api import FakeSlack, set_channel_members
+from tests.fakes.slack_api import FakeSlack
 from tests.support.app import RunningApp, running_app
 
 ALICE = SlackUser(team_id="T0001", user_id="U0001")
@@ -133,7 +133,7 @@ async def test_here_routes_cards_to_the_channel_the_user_and_bot_are_in(
     b24 = await link(app, portal)
     slack.add_channel("C0500", member=True)
     slack.add_channel("C0600", member=False)
-    set_channel_members(slack, "C0500", ["U0001"])
+    slack.set_channel_members("C0500", ["U0001"])
     slack.add_channel("C0700", member=True)
     for channel in ("C0600", "C0700", "C0500"):
         before = len(slack.responses_to("command"))
