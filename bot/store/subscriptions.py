@@ -1,10 +1,7 @@
-"""New-mail subscriptions, the e-mails each has seen, and the per-portal pacing of polls.
+"""New-mail subscriptions and the e-mails each has seen (claims: bot.store.poll_pacing).
 
-A check is claimed like an outbox row: one transaction picks the subscription due longest ago
-whose portal has a free poll slot (PostgreSQL: `FOR UPDATE … SKIP LOCKED` on both rows, so
-several workers never take the same check or the same slot; SQLite runs one process), leases
-it, and moves the portal's slot on by one request's share of the poll budget. Every write made
-during the check names the lease owner, so a worker whose lease ran out changes nothing.
+Every write made during a check names the lease owner, so a worker whose lease ran out changes
+nothing; the unique (subscription, Bitrix24 id) pair is what makes each card post once.
 """
 
 from __future__ import annotations
@@ -15,16 +12,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, case, delete, exists, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Select, and_, delete, exists, func, or_, select, update
 
 from bot.identity import SlackUser
 from bot.store.base import utcnow
 from bot.store.db import SessionFactory
-from bot.store.models import MailSubscription, PollPacing, SeenMail
+from bot.store.models import MailSubscription, SeenMail
+from bot.store.poll_pacing import ACTIVE, PollClaims, ensure_pacing, insert_ignore
 
-ACTIVE = "active"
 PAUSED = "paused"
 
 BASELINE = "baseline"
@@ -42,7 +37,9 @@ class NewMail:
     card: dict[str, Any]
 
 
-class SubscriptionRepository:
+class SubscriptionRepository(PollClaims):
+    """Subscriptions and what they saw; the claims of checks come from PollClaims."""
+
     def __init__(self, *, sessions: SessionFactory) -> None:
         self._sessions = sessions
 
@@ -98,7 +95,7 @@ class SubscriptionRepository:
             row.owner_told = False
             row.failures = 0
             row.next_due_at = now
-            await _ensure_pacing(session, portal_host, now)
+            await ensure_pacing(session, portal_host, now)
         return row, created
 
     async def unsubscribe(self, user: SlackUser) -> bool:
@@ -155,107 +152,10 @@ class SubscriptionRepository:
                 row.failures = 0
                 row.next_due_at = now
             if rows:
-                await _ensure_pacing(session, portal_host, now)
+                await ensure_pacing(session, portal_host, now)
         return resumed
 
     # --- the poller's side -------------------------------------------------------------------
-
-    async def claim(
-        self, *, owner: str, now: datetime, lease: timedelta, spacing: timedelta
-    ) -> MailSubscription | None:
-        """Lease the check due longest ago on a portal with a free poll slot, and take the slot."""
-        try:
-            return await self._claim(owner=owner, now=now, lease=lease, spacing=spacing)
-        except _Lost:
-            return None
-
-    async def _claim(
-        self, *, owner: str, now: datetime, lease: timedelta, spacing: timedelta
-    ) -> MailSubscription | None:
-        async with self._sessions.begin() as session:
-            postgres = _is_postgres(session)
-            candidates = (
-                select(MailSubscription, PollPacing)
-                .join(PollPacing, PollPacing.portal_host == MailSubscription.portal_host)
-                .where(
-                    MailSubscription.state == ACTIVE,
-                    MailSubscription.next_due_at <= now,
-                    or_(
-                        MailSubscription.lease_until.is_(None), MailSubscription.lease_until <= now
-                    ),
-                    PollPacing.next_slot_at <= now,
-                )
-                .order_by(MailSubscription.next_due_at, MailSubscription.id)
-                .limit(1)
-            )
-            if postgres:
-                candidates = candidates.with_for_update(
-                    skip_locked=True, of=(MailSubscription, PollPacing)
-                )
-            found = (await session.execute(candidates)).first()
-            if found is None:
-                return None
-            row, pacing = found
-            # Conditional writes: a claim that read the same rows concurrently (SQLite has no
-            # row locks; several loops of one process claim too) changes nothing and gets None.
-            slot = await session.execute(
-                update(PollPacing)
-                .where(
-                    PollPacing.portal_host == pacing.portal_host,
-                    PollPacing.next_slot_at == pacing.next_slot_at,
-                )
-                .values(next_slot_at=_next_slot(pacing.next_slot_at, now, spacing))
-                .execution_options(synchronize_session=False)
-            )
-            leased = await session.execute(
-                update(MailSubscription)
-                .where(
-                    MailSubscription.id == row.id,
-                    MailSubscription.state == ACTIVE,
-                    or_(
-                        MailSubscription.lease_until.is_(None), MailSubscription.lease_until <= now
-                    ),
-                )
-                .values(lease_owner=owner, lease_until=now + lease)
-                .execution_options(synchronize_session=False)
-            )
-            if not getattr(slot, "rowcount", 0) or not getattr(leased, "rowcount", 0):
-                raise _Lost
-            session.expunge(row)
-            row.lease_owner = owner
-            row.lease_until = now + lease
-        return row
-
-    async def spend(self, portal_host: str, *, now: datetime, spacing: timedelta) -> None:
-        """One more request of a check (a further page): the portal's next slot moves on."""
-        async with self._sessions.begin() as session:
-            pacing = await session.get(PollPacing, portal_host, with_for_update=True)
-            if pacing is not None:
-                pacing.next_slot_at = max(pacing.next_slot_at, now) + spacing
-
-    async def next_claim_at(self) -> datetime | None:
-        """When a check may next be claimed: its due time, its portal's slot, or a lease end."""
-        claimable = case(
-            (
-                and_(
-                    MailSubscription.lease_until.is_not(None),
-                    MailSubscription.lease_until > MailSubscription.next_due_at,
-                ),
-                MailSubscription.lease_until,
-            ),
-            else_=MailSubscription.next_due_at,
-        )
-        async with self._sessions() as session:
-            rows = (
-                await session.execute(
-                    select(PollPacing.next_slot_at, func.min(claimable))
-                    .join(MailSubscription, PollPacing.portal_host == MailSubscription.portal_host)
-                    .where(MailSubscription.state == ACTIVE)
-                    .group_by(PollPacing.portal_host, PollPacing.next_slot_at)
-                )
-            ).all()
-        times = [max(slot, first) for slot, first in rows if slot is not None and first is not None]
-        return min(times) if times else None
 
     async def known_ids(self, subscription_id: int, ids: Iterable[int]) -> set[int]:
         wanted = list(set(ids))
@@ -313,7 +213,7 @@ class SubscriptionRepository:
             inserted_more = 0
             for start in range(0, len(values), 200):
                 chunk = values[start : start + 200]
-                insert = _insert_ignore(session)(SeenMail).values(chunk)
+                insert = insert_ignore(session)(SeenMail).values(chunk)
                 insert = insert.on_conflict_do_nothing(
                     index_elements=["subscription_id", "b24_message_id"]
                 ).returning(SeenMail.state)
@@ -476,39 +376,12 @@ class SubscriptionRepository:
                 delete(SeenMail).where(
                     SeenMail.state != PENDING,
                     or_(
-                        and_(
-                            SeenMail.message_date.is_not(None),
-                            SeenMail.message_date < horizon,
-                            SeenMail.first_seen_at < horizon,
-                        ),
+                        and_(SeenMail.message_date.is_not(None), SeenMail.message_date < horizon),
                         and_(SeenMail.message_date.is_(None), SeenMail.first_seen_at < undated),
                     ),
                 )
             )
         return int(getattr(result, "rowcount", 0) or 0)
-
-
-class _Lost(Exception):
-    """Another claim took the row or the slot first (rolls the claim back)."""
-
-
-def _next_slot(slot: datetime, now: datetime, spacing: timedelta) -> datetime:
-    """The slot after this claim. A claim a little late (the loop woke late) does not lose
-    its time, but an idle portal does not bank slots for a burst either."""
-    return max(slot, now - spacing) + spacing
-
-
-async def _ensure_pacing(session: AsyncSession, portal_host: str, now: datetime) -> None:
-    insert = _insert_ignore(session)(PollPacing).values(portal_host=portal_host, next_slot_at=now)
-    await session.execute(insert.on_conflict_do_nothing(index_elements=["portal_host"]))
-
-
-def _insert_ignore(session: AsyncSession) -> Any:
-    return postgresql.insert if _is_postgres(session) else sqlite.insert
-
-
-def _is_postgres(session: AsyncSession) -> bool:
-    return session.bind is not None and session.bind.dialect.name == "postgresql"
 
 
 def _lease_held(owner: str, now: datetime) -> Any:

@@ -242,3 +242,55 @@ async def test_disconnect_removes_the_subscription(
 async def test_notify_needs_a_link_and_explains_unknown_options(app: RunningApp) -> None:
     assert "Link your Bitrix24" in app.json(await app.command("notify on"))["text"]
     assert "notify sometimes" in app.json(await app.command("notify sometimes"))["text"]
+
+
+def paused_notices(slack: FakeSlack) -> list[dict[str, Any]]:
+    return [
+        m
+        for m in slack.messages.values()
+        if (m.get("metadata") or {}).get("event_type") == ids.NEW_MAIL_PAUSED_EVENT
+    ]
+
+
+async def test_a_slack_rate_limit_delays_a_card_but_posts_it_once(
+    app: RunningApp, portal: FakePortal, slack: FakeSlack
+) -> None:
+    b24 = await link(app, portal)
+    await opt_in(app)
+    slack.rate_limit("chat.postMessage", times=2, retry_after=1)
+    mail(portal, b24, "Despite 429")
+    deadline = time.monotonic() + WAIT
+    while not cards_in(slack):
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    await checks(app, 3)
+    assert len(cards_in(slack)) == 1
+    assert len([c for c in slack.calls_to("chat.postMessage") if c.status == 429]) == 2
+
+
+async def test_an_archived_channel_pauses_tells_once_and_keeps_the_cards(
+    app: RunningApp, portal: FakePortal, slack: FakeSlack
+) -> None:
+    b24 = await link(app, portal)
+    slack.add_channel("C0800", member=True)
+    set_channel_members(slack, "C0800", ["U0001"])
+    await app.command("notify here", channel_id="C0800")
+    deadline = time.monotonic() + WAIT
+    while not slack.responses_to("command"):
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.02)
+    await checks(app, 1)
+    slack.add_channel("C0800", member=True, archived=True)
+    mail(portal, b24, "Kept for later")
+    while (await subscription(app)).state != "paused":
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(2.5)
+    notices = paused_notices(slack)
+    assert len(notices) == 1 and "<#C0800>" in notices[0]["text"]
+    assert cards_in(slack) == []
+    await opt_in(app)  # back to the DM: the kept card arrives there, once
+    await checks(app, 2)
+    cards = cards_in(slack)
+    assert len(cards) == 1 and "Kept for later" in cards[0]["text"]
+    assert len(paused_notices(slack)) == 1

@@ -93,3 +93,64 @@ async def test_a_second_portal_has_its_own_budget(engine: AsyncEngine) -> None:
     assert await repo.claim(owner="w", now=later, lease=lease, spacing=config.spacing) is None
     # Both portals' slots are now two spacings on; the free subscriptions wait for them.
     assert await repo.next_claim_at() == T0 + 2 * config.spacing
+
+
+async def test_uninstall_and_disconnect_remove_subscriptions_and_what_they_saw(
+    engine: AsyncEngine,
+) -> None:
+    """The subscription belongs to the link: deleting links deletes it (and its seen rows)."""
+    from cryptography.fernet import Fernet
+    from pydantic import SecretStr
+    from sqlalchemy import func, select
+
+    from bot.store.crypto import SecretBox
+    from bot.store.links import LinkRepository
+    from bot.store.models import MailSubscription, SeenMail
+    from bot.store.subscriptions import NewMail
+
+    repo = await _subscribe(engine, 3)
+    row = await repo.claim(
+        owner="w", now=T0, lease=timedelta(seconds=30), spacing=timedelta(seconds=1)
+    )
+    assert row is not None
+    await repo.record_check(
+        row.id, owner="w", now=T0, baseline=[NewMail(message_id=1, date=T0, card={})]
+    )
+    links = LinkRepository(
+        sessions=create_session_factory(engine),
+        box=SecretBox([SecretStr(Fernet.generate_key().decode())]),
+    )
+    assert await links.delete(SlackUser(team_id="T1", user_id="Ua0"))
+    async with engine.connect() as connection:
+        left = await connection.scalar(select(func.count()).select_from(MailSubscription))
+        seen = await connection.scalar(select(func.count()).select_from(SeenMail))
+    assert left == 2 and seen == (0 if row.slack_user_id == "Ua0" else 1)
+    await links.delete_team(enterprise_id="", team_id="T1")
+    async with engine.connect() as connection:
+        left = await connection.scalar(select(func.count()).select_from(MailSubscription))
+        seen = await connection.scalar(select(func.count()).select_from(SeenMail))
+    assert (left, seen) == (0, 0)
+
+
+async def test_prune_forgets_only_what_no_check_can_list_again(engine: AsyncEngine) -> None:
+    from bot.store.subscriptions import NewMail
+
+    repo = await _subscribe(engine, 1)
+    row = await repo.claim(
+        owner="w", now=T0, lease=timedelta(seconds=30), spacing=timedelta(seconds=1)
+    )
+    assert row is not None
+    lookback = timedelta(hours=24)
+    await repo.record_check(
+        row.id,
+        owner="w",
+        now=T0,
+        baseline=[
+            NewMail(message_id=1, date=T0 - timedelta(days=3), card={}),  # long gone
+            NewMail(message_id=2, date=T0 - timedelta(hours=20), card={}),  # still listed
+            NewMail(message_id=3, date=None, card={}),  # undated: kept for a month
+        ],
+    )
+    # At T0 + 1 day a check lists e-mails dated from T0; a day more is kept for clock skew.
+    assert await repo.prune(now=T0 + timedelta(days=1), lookback=lookback) == 1
+    assert await repo.known_ids(row.id, [1, 2, 3]) == {2, 3}
