@@ -294,3 +294,63 @@ async def test_an_archived_channel_pauses_tells_once_and_keeps_the_cards(
     cards = cards_in(slack)
     assert len(cards) == 1 and "Kept for later" in cards[0]["text"]
     assert len(paused_notices(slack)) == 1
+
+
+async def test_share_from_a_dm_card_posts_the_card_in_the_chosen_channel(
+    app: RunningApp, portal: FakePortal, slack: FakeSlack
+) -> None:
+    """The DM card's *Share to…* picker: the card goes to the channel, and its thread knows it."""
+    from tests.fakes.slack_requests import block_actions
+
+    b24 = await link(app, portal)
+    await opt_in(app)
+    message_id = mail(portal, b24, "Worth sharing")
+    deadline = time.monotonic() + WAIT
+    while not cards_in(slack):
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    card = cards_in(slack)[0]
+    dm = next(ch for (ch, ts), m in slack.messages.items() if m is not None and ts == card["ts"])
+    # The DM card's own thread knows its e-mail (Reply and the shortcut work there).
+    found = await app.services.replying.card_for(dm, [card["ts"]])
+    assert found is not None and found.b24_message_id == message_id
+    payload = block_actions(
+        action_id=ids.CARD_SHARE_ACTION,
+        block_id=ids.CARD_BLOCK,
+        channel_id=dm,
+        message=card,
+        action_type="conversations_select",
+        response_url=slack.response_url("share"),
+    )
+    payload["actions"][0]["selected_conversation"] = "C0900"
+    assert (await app.interactive(payload)).status_code == 200
+    while not cards_in(slack, "C0900"):
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    shared = cards_in(slack, "C0900")
+    assert len(shared) == 1 and "Worth sharing" in shared[0]["text"]
+    found = await app.services.replying.card_for("C0900", [shared[0]["ts"]])
+    assert found is not None and found.b24_message_id == message_id
+
+
+@pytest.mark.parametrize("fault", ["scope_removed", "portal_moved"])
+async def test_a_broken_link_pauses_with_one_dm_saying_what_to_do(
+    app: RunningApp, portal: FakePortal, slack: FakeSlack, fault: str
+) -> None:
+    b24 = await link(app, portal)
+    await opt_in(app)
+    if fault == "scope_removed":
+        portal.add_user(b24.user_id, code=b24.code, scopes=())
+    else:
+        portal.rename("new-name.bitrix24.com")
+    deadline = time.monotonic() + WAIT
+    while (await subscription(app)).state != "paused":
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(2.5)
+    notices = paused_notices(slack)
+    assert len(notices) == 1 and "/b24mail connect" in notices[0]["text"]
+    if fault == "portal_moved":
+        assert "new-name.bitrix24.com" in notices[0]["text"]
+    row = await subscription(app)
+    assert row.pause_reason == ("missing_scope" if fault == "scope_removed" else "portal_moved")
