@@ -77,6 +77,22 @@ def cards_in(slack: FakeSlack, channel: str | None = None) -> list[dict[str, Any
     ]
 
 
+def paused_notices(slack: FakeSlack) -> list[dict[str, Any]]:
+    return [
+        m
+        for m in slack.messages.values()
+        if (m.get("metadata") or {}).get("event_type") == ids.NEW_MAIL_PAUSED_EVENT
+    ]
+
+
+async def told(slack: FakeSlack) -> None:
+    """Until the owner got the pause notice (posted right after the pause)."""
+    deadline = time.monotonic() + WAIT
+    while not paused_notices(slack):
+        assert time.monotonic() < deadline, "no pause notice"
+        await asyncio.sleep(0.05)
+
+
 async def opt_in(app: RunningApp, text: str = "notify on", **kw: Any) -> dict[str, Any]:
     answer = app.json(await app.command(text, **kw))
     await checks(app, 1)  # the baseline
@@ -197,12 +213,9 @@ async def test_expired_webhook_one_dm_paused_then_resumed_by_reconnect(
     while (await subscription(app)).state != "paused":
         assert time.monotonic() < deadline
         await asyncio.sleep(0.05)
+    await told(slack)
     await asyncio.sleep(3)  # several intervals: a paused subscription is not checked again
-    paused = [
-        m
-        for m in slack.messages.values()
-        if (m.get("metadata") or {}).get("event_type") == ids.NEW_MAIL_PAUSED_EVENT
-    ]
+    paused = paused_notices(slack)
     assert len(paused) == 1 and "/b24mail connect" in paused[0]["text"]
     status = app.json(await app.command("notify"))
     assert "paused" in status["text"]
@@ -244,14 +257,6 @@ async def test_notify_needs_a_link_and_explains_unknown_options(app: RunningApp)
     assert "notify sometimes" in app.json(await app.command("notify sometimes"))["text"]
 
 
-def paused_notices(slack: FakeSlack) -> list[dict[str, Any]]:
-    return [
-        m
-        for m in slack.messages.values()
-        if (m.get("metadata") or {}).get("event_type") == ids.NEW_MAIL_PAUSED_EVENT
-    ]
-
-
 async def test_a_slack_rate_limit_delays_a_card_but_posts_it_once(
     app: RunningApp, portal: FakePortal, slack: FakeSlack
 ) -> None:
@@ -285,6 +290,7 @@ async def test_an_archived_channel_pauses_tells_once_and_keeps_the_cards(
     while (await subscription(app)).state != "paused":
         assert time.monotonic() < deadline
         await asyncio.sleep(0.05)
+    await told(slack)
     await asyncio.sleep(2.5)
     notices = paused_notices(slack)
     assert len(notices) == 1 and "<#C0800>" in notices[0]["text"]
@@ -310,10 +316,13 @@ async def test_share_from_a_dm_card_posts_the_card_in_the_chosen_channel(
         assert time.monotonic() < deadline
         await asyncio.sleep(0.05)
     card = cards_in(slack)[0]
-    dm = next(ch for (ch, ts), m in slack.messages.items() if m is not None and ts == card["ts"])
-    # The DM card's own thread knows its e-mail (Reply and the shortcut work there).
-    found = await app.services.replying.card_for(dm, [card["ts"]])
-    assert found is not None and found.b24_message_id == message_id
+    dm = next(ch for (ch, ts) in slack.messages if ts == card["ts"])
+    # The DM card's own thread knows its e-mail (Reply and the shortcut work there); it is
+    # remembered right after Slack took the card.
+    while (found := await app.services.replying.card_for(dm, [card["ts"]])) is None:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    assert found.b24_message_id == message_id
     payload = block_actions(
         action_id=ids.CARD_SHARE_ACTION,
         block_id=ids.CARD_BLOCK,
@@ -329,8 +338,10 @@ async def test_share_from_a_dm_card_posts_the_card_in_the_chosen_channel(
         await asyncio.sleep(0.05)
     shared = cards_in(slack, "C0900")
     assert len(shared) == 1 and "Worth sharing" in shared[0]["text"]
-    found = await app.services.replying.card_for("C0900", [shared[0]["ts"]])
-    assert found is not None and found.b24_message_id == message_id
+    while (found := await app.services.replying.card_for("C0900", [shared[0]["ts"]])) is None:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    assert found.b24_message_id == message_id
 
 
 @pytest.mark.parametrize("fault", ["scope_removed", "portal_moved"])
@@ -347,6 +358,7 @@ async def test_a_broken_link_pauses_with_one_dm_saying_what_to_do(
     while (await subscription(app)).state != "paused":
         assert time.monotonic() < deadline
         await asyncio.sleep(0.05)
+    await told(slack)
     await asyncio.sleep(2.5)
     notices = paused_notices(slack)
     assert len(notices) == 1 and "/b24mail connect" in notices[0]["text"]
