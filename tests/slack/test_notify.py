@@ -278,7 +278,7 @@ async def test_an_archived_channel_pauses_tells_once_and_keeps_the_cards(
 ) -> None:
     b24 = await link(app, portal)
     slack.add_channel("C0800", member=True)
-    set_channel_members(slack, "C0800", ["U0001"])
+    slack.set_channel_members("C0800", ["U0001"])
     await app.command("notify here", channel_id="C0800")
     deadline = time.monotonic() + WAIT
     while not slack.responses_to("command"):
