@@ -233,7 +233,10 @@ class NewMailPoller:
             message,
             portal=row.portal_host,
             shared_by=None,
-            note=t("notify.card_note"),
+            # In a channel, say whose mailbox it came from.
+            note=t("notify.card_note_of", user=row.slack_user_id)
+            if row.channel_id
+            else t("notify.card_note"),
             share=row.channel_id is None,
         )
         token = seen.token or f"seen-{seen.id}"

@@ -166,6 +166,9 @@ async def test_here_routes_cards_to_the_channel_the_user_and_bot_are_in(
     mail(portal, b24, "For the team")
     await checks(app, 3)
     assert len(cards_in(slack, "C0500")) == 1 and len(cards_in(slack)) == 1
+    card = cards_in(slack, "C0500")[0]
+    assert "inbox of <@U0001>" in str(card["blocks"])  # whose mailbox, in a channel
+    assert ids.CARD_SHARE_ACTION not in str(card["blocks"])  # Share only from the DM
 
 
 async def test_an_email_dated_before_the_last_check_still_arrives_once(
