@@ -114,10 +114,22 @@ class NewMailPoller:
                 if await self.run_once():
                     continue
                 await self._housekeeping()
-                await self._wakeup.wait(await self._sleep_time() * self._time_scale)
+                await self._pause(stop, await self._sleep_time() * self._time_scale)
             except (SQLAlchemyError, OSError) as exc:
                 log.warning("new-mail poller: database unavailable (%s)", type(exc).__name__)
                 await asyncio.sleep(1.0)
+
+    async def _pause(self, stop: asyncio.Event, seconds: float) -> None:
+        """Sleep until a check may be due, a subscription changed, or the worker stops (every
+        loop must see the stop at once, while one wake-up only wakes one loop)."""
+        stopping = asyncio.ensure_future(stop.wait())
+        waking = asyncio.ensure_future(self._wakeup.wait(seconds))
+        try:
+            await asyncio.wait({stopping, waking}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (stopping, waking):
+                task.cancel()
+            await asyncio.gather(stopping, waking, return_exceptions=True)
 
     async def _sleep_time(self) -> float:
         due = await self._subscriptions.next_claim_at()
