@@ -154,3 +154,18 @@ async def test_prune_forgets_only_what_no_check_can_list_again(engine: AsyncEngi
     # At T0 + 1 day a check lists e-mails dated from T0; a day more is kept for clock skew.
     assert await repo.prune(now=T0 + timedelta(days=1), lookback=lookback) == 1
     assert await repo.known_ids(row.id, [1, 2, 3]) == {2, 3}
+
+
+async def test_concurrent_claims_share_one_slot(engine: AsyncEngine) -> None:
+    """Eight claimers at once (several workers, several loops): one slot, one claim."""
+    import asyncio
+
+    config = PollConfig(interval=timedelta(seconds=60), budget=0.25, rate=2.0)
+    repo = await _subscribe(engine, 10)
+    claims = await asyncio.gather(
+        *(
+            repo.claim(owner=f"w{n}", now=T0, lease=timedelta(seconds=30), spacing=config.spacing)
+            for n in range(8)
+        )
+    )
+    assert sum(claim is not None for claim in claims) == 1
