@@ -107,6 +107,7 @@ async def test_uninstall_and_disconnect_remove_subscriptions_and_what_they_saw(
     from bot.store.links import LinkRepository
     from bot.store.models import MailSubscription, SeenMail
     from bot.store.subscriptions import NewMail
+    from bot.store.workspace import WorkspaceRepository
 
     repo = await _subscribe(engine, 3)
     row = await repo.claim(
@@ -125,7 +126,10 @@ async def test_uninstall_and_disconnect_remove_subscriptions_and_what_they_saw(
         left = await connection.scalar(select(func.count()).select_from(MailSubscription))
         seen = await connection.scalar(select(func.count()).select_from(SeenMail))
     assert left == 2 and seen == (0 if row.slack_user_id == "Ua0" else 1)
-    await links.delete_team(enterprise_id="", team_id="T1")
+    # app_uninstalled: every row of the workspace goes, in one transaction.
+    await WorkspaceRepository(sessions=create_session_factory(engine)).delete_workspace(
+        enterprise_id=None, team_id="T1"
+    )
     async with engine.connect() as connection:
         left = await connection.scalar(select(func.count()).select_from(MailSubscription))
         seen = await connection.scalar(select(func.count()).select_from(SeenMail))
