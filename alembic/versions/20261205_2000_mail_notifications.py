@@ -1,7 +1,7 @@
 """mail notifications: subscriptions, the e-mails each has seen, per-portal poll pacing
 
 Revision ID: e0a109006cdd
-Revises: 3f8e21c4a7d6
+Revises: 9c4d2e7a1b58
 Create Date: 2026-12-05 20:00:00.000000+00:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import bot.store.base
 
 revision: str = "e0a109006cdd"
-down_revision: str | None = "3f8e21c4a7d6"
+down_revision: str | None = "9c4d2e7a1b58"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
