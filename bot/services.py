@@ -16,6 +16,7 @@ from bot.mail.confirming import PendingSends
 from bot.mail.delivery import DeliveryConfig
 from bot.mail.linking import LinkService
 from bot.mail.message_actions import MessageActionService
+from bot.mail.notify import NotifyService, PollConfig
 from bot.mail.policy import PolicyService
 from bot.mail.replying import ReplyService
 from bot.mail.sending import SendingService
@@ -38,6 +39,7 @@ from bot.store.links import LinkRepository
 from bot.store.outbox import OutboxRepository
 from bot.store.policy import PolicyRepository
 from bot.store.preferences import PreferenceRepository
+from bot.store.subscriptions import SubscriptionRepository
 from bot.store.workspace import WorkspaceRepository
 
 
@@ -63,6 +65,9 @@ class Services:
     audit: AuditService
     pending_sends: PendingSends
     audit_wakeup: Wakeup
+    notify: NotifyService
+    cards: CardRepository
+    poll_wakeup: Wakeup
     delivery_config: DeliveryConfig = field(default_factory=DeliveryConfig)
     user_names: UserNames = field(default_factory=UserNames)
     # OAuth mode only (settings.slack_mode == "oauth"): installations and their bot tokens.
@@ -80,6 +85,17 @@ def delivery_config_from(settings: Settings) -> DeliveryConfig:
         lease=timedelta(seconds=settings.b24mail_lease_seconds),
         backoff_base=settings.b24mail_retry_base_seconds,
         backoff_max=settings.b24mail_retry_max_seconds,
+    )
+
+
+def poll_config_from(settings: Settings) -> PollConfig:
+    return PollConfig(
+        interval=timedelta(seconds=settings.b24mail_poll_interval_seconds),
+        budget=settings.b24mail_poll_budget,
+        rate=settings.bitrix24_rate,
+        lookback=timedelta(hours=settings.b24mail_poll_lookback_hours),
+        # A worker that died mid-check gives its check up after the same lease as its sends.
+        lease=timedelta(seconds=settings.b24mail_lease_seconds),
     )
 
 
@@ -108,9 +124,12 @@ def build_services(
             portal_request_limit=settings.bitrix24_request_limit,
         )
     )
+    subscriptions = SubscriptionRepository(sessions=sessions)
+    cards = CardRepository(sessions=sessions)
     # One LinkService for listeners and workers. Requests read links through the cache; the
     # worker reads what it sends from the database (LinkService.require_stored).
     links = LinkService(
+        subscriptions=subscriptions,
         links=CachedLinkRepository(sessions=sessions, box=box) if cache_links else repository,
         bitrix24=bitrix24,
         allow_insecure=settings.b24mail_allow_insecure_portals,
@@ -149,10 +168,16 @@ def build_services(
             retry_window=timedelta(minutes=settings.b24mail_retry_window_minutes),
             hourly_cap=settings.b24mail_hourly_cap,
         ),
-        replying=ReplyService(
-            links=links, bitrix24=bitrix24, cards=CardRepository(sessions=sessions)
+        replying=ReplyService(links=links, bitrix24=bitrix24, cards=cards),
+        notify=NotifyService(
+            links=links,
+            bitrix24=bitrix24,
+            subscriptions=subscriptions,
+            config=poll_config_from(settings),
         ),
         message_actions=MessageActionService(links=links, bitrix24=bitrix24),
+        cards=cards,
+        poll_wakeup=Wakeup(),
         bitrix24=bitrix24,
         slack_clients=slack_clients,
         background=background,

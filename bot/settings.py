@@ -106,6 +106,12 @@ class Settings(BaseSettings):
     b24mail_sender_cache_minutes: float = Field(default=60.0, gt=0)
     b24mail_connect_timeout_seconds: float = Field(default=2.2, gt=0, le=2.8)
     b24mail_run_worker: bool = True
+    # New-mail notifications: how often a subscribed mailbox is checked at most, the share of
+    # a portal's request rate (BITRIX24_RATE) polls may use, and how far back each check looks
+    # (Bitrix24 may list an e-mail long after its date).
+    b24mail_poll_interval_seconds: float = Field(default=60.0, ge=1)
+    b24mail_poll_budget: float = Field(default=0.25, gt=0, le=1)
+    b24mail_poll_lookback_hours: float = Field(default=24.0, ge=1)
     bitrix24_rate: float = Field(default=2.0, gt=0)
     bitrix24_burst: int = Field(default=50, ge=1)
     bitrix24_read_timeout: float = Field(default=30.0, gt=0)

@@ -6,12 +6,21 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
+from bot.bitrix24 import shared_limiters
 from bot.mail.delivery import DeliveryWorker
 from bot.services import Services
 from bot.slack.audit_channel import AuditChannelPoster
+from bot.slack.new_mail import NewMailPoller
 from bot.slack.notifier import StatusNotifier
 from bot.store.listen import OUTBOX_CHANNEL, asyncpg_dsn, listen
+
+if TYPE_CHECKING:
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    from bot.identity import SlackUser
+    from bot.slack.wording import Texts
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +46,8 @@ class Worker:
         self._stop_notifier = asyncio.Event()
         self._delivery_tasks: list[asyncio.Task[None]] = []
         self._notifier_task: asyncio.Task[None] | None = None
+        self._stop_poller = asyncio.Event()
+        self._poller_task: asyncio.Task[None] | None = None
         self.delivery = DeliveryWorker(
             outbox=services.outbox,
             links=services.links,
@@ -62,6 +73,19 @@ class Worker:
         self._audit_task: asyncio.Task[None] | None = None
         self._stop_audit = asyncio.Event()
 
+        async def texts_for(user: SlackUser, client: AsyncWebClient | None) -> Texts:
+            return await services.language.texts_for(user, client=client)
+
+        self.poller = NewMailPoller(
+            notify=services.notify,
+            clients=services.slack_clients,
+            cards=services.cards,
+            texts_for=texts_for,
+            wakeup=services.poll_wakeup,
+            # The limiters the Bitrix24 client paces its requests with in this process.
+            limiters=shared_limiters(rate=settings.bitrix24_rate, burst=settings.bitrix24_burst),
+        )
+
     async def start(self) -> None:
         self._stop_delivery.clear()
         self._stop_notifier.clear()
@@ -69,6 +93,8 @@ class Worker:
         self._notifier_task = self._spawn("notifier", self.notifier.run, self._stop_notifier)
         self._stop_audit.clear()
         self._audit_task = self._spawn("audit", self._audit_loop, self._stop_audit)
+        self._stop_poller.clear()
+        self._poller_task = self._spawn("new-mail", self.poller.run, self._stop_poller)
         url = self._services.settings.database_url
         if url.startswith("postgresql"):
             wake = self._services.delivery_wakeup.notify
@@ -83,7 +109,11 @@ class Worker:
 
     def alive(self) -> bool:
         """True while every loop runs (for the worker's /healthz)."""
-        tasks = [*self._delivery_tasks, *([self._notifier_task] if self._notifier_task else [])]
+        tasks = [
+            *self._delivery_tasks,
+            *([self._notifier_task] if self._notifier_task else []),
+            *([self._poller_task] if self._poller_task else []),
+        ]
         return bool(tasks) and not self._stop_delivery.is_set() and not any(t.done() for t in tasks)
 
     async def housekeeping(self) -> None:
@@ -118,6 +148,11 @@ class Worker:
             self._audit_task = None
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._grace
+        # Checks under way finish their card (each is recorded before it is posted, and found
+        # again by its metadata if the process dies), within the same grace period as sends.
+        self._stop_poller.set()
+        self._services.poll_wakeup.notify()
+        poller = [self._poller_task] if self._poller_task else []
         self._stop_delivery.set()
         self._services.delivery_wakeup.notify()
         if self._delivery_tasks and not await _finish(self._delivery_tasks, self._grace):
@@ -127,6 +162,9 @@ class Worker:
                 self._grace,
             )
         self._delivery_tasks = []
+        if poller:
+            await _finish(poller, max(0.0, deadline - loop.time()))
+        self._poller_task = None
         remaining = max(0.0, deadline - loop.time())
         await self._final_status_pass(remaining)
         self._stop_notifier.set()

@@ -18,6 +18,7 @@ from bot.store.base import utcnow
 from bot.store.crypto import SecretDecryptionError
 from bot.store.links import LinkRepository
 from bot.store.models import Link
+from bot.store.subscriptions import SubscriptionRepository
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +38,11 @@ class LinkService:
         allow_insecure: bool,
         probe_timeout: float,
         sender_ttl: timedelta,
+        subscriptions: SubscriptionRepository | None = None,
     ) -> None:
         self._links = links
+        # New-mail subscriptions paused by a broken link resume when the user reconnects.
+        self._subscriptions = subscriptions
         self._bitrix24 = bitrix24
         self._allow_insecure = allow_insecure
         self._probe_timeout = probe_timeout
@@ -70,6 +74,12 @@ class LinkService:
             credentials.user_id,
             len(senders),
         )
+        if self._subscriptions is not None:
+            resumed = await self._subscriptions.resume_for_link(
+                link.id, portal_host=link.portal_host
+            )
+            if resumed:
+                log.info("resumed %d new-mail subscription(s) of user=%s", resumed, user.user_id)
         return link
 
     async def disconnect(self, user: SlackUser) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 SUBCOMMANDS = frozenset(
-    {"send", "connect", "disconnect", "status", "help", "history", "inbox", "lang"}
+    {"send", "connect", "disconnect", "status", "help", "history", "inbox", "lang", "notify"}
 )
 ALIASES = {"compose": "send", "new": "send", "link": "connect", "unlink": "disconnect", "?": "help"}
 MAX_TEXT = 4000

@@ -50,6 +50,12 @@ OPEN_IN_BITRIX_ACTION = "b24mail_open_in_bitrix24"
 EMAIL_CARD_EVENT = "b24mail_email"
 CARD_BLOCK = "b24mail_email_card"
 CARD_REPLY_ACTION = "b24mail_card_reply"
+# a new-mail card in a DM: pick a conversation to share the card into
+CARD_SHARE_ACTION = "b24mail_card_share"
+
+# new-mail notifications (message metadata of the "and N more" line and the pause notice)
+NEW_MAIL_MORE_EVENT = "b24mail_new_mail_more"
+NEW_MAIL_PAUSED_EVENT = "b24mail_new_mail_paused"
 
 # App Home (the Home tab) and the workspace policy
 HOME_WRITE_ACTION = "b24mail_home_write"

@@ -6,7 +6,17 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.store.base import Base, UTCDateTime, utcnow
@@ -138,3 +148,98 @@ class EmailCard(Base):
             f"EmailCard(channel_id={self.channel_id!r}, message_ts={self.message_ts!r}, "
             f"b24_message_id={self.b24_message_id!r}, portal_host={self.portal_host!r})"
         )
+
+
+class MailSubscription(Base):
+    """A user's wish to see new e-mails in Slack: what to look for, where to post, when next.
+
+    One per Slack user (`/b24mail notify on` again replaces the words and the destination). It
+    belongs to the user's link: disconnecting (or uninstalling) deletes it with the link.
+    `next_due_at` orders the round robin; the lease marks a check in progress in some worker.
+    """
+
+    __tablename__ = "mail_subscriptions"
+    __table_args__ = (
+        UniqueConstraint("enterprise_id", "team_id", "slack_user_id"),
+        Index("ix_mail_subscriptions_due", "state", "next_due_at"),
+        Index("ix_mail_subscriptions_portal", "portal_host"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    link_id: Mapped[int] = mapped_column(ForeignKey("links.id", ondelete="CASCADE"), index=True)
+    enterprise_id: Mapped[str] = mapped_column(String(SLACK_ID), default="")
+    team_id: Mapped[str] = mapped_column(String(SLACK_ID))
+    slack_user_id: Mapped[str] = mapped_column(String(SLACK_ID))
+    portal_host: Mapped[str] = mapped_column(String(255))
+    search: Mapped[str | None] = mapped_column(String(200))
+    # None: the user's DM with the bot (its D… id is found once and kept in dm_channel_id).
+    channel_id: Mapped[str | None] = mapped_column(String(SLACK_ID))
+    dm_channel_id: Mapped[str | None] = mapped_column(String(SLACK_ID))
+    state: Mapped[str] = mapped_column(String(16), default="active")
+    pause_reason: Mapped[str | None] = mapped_column(String(64))
+    pause_detail: Mapped[str | None] = mapped_column(String(255))
+    owner_told: Mapped[bool] = mapped_column(Boolean, default=False)
+    pauses: Mapped[int] = mapped_column(Integer, default=0)
+    baseline_done: Mapped[bool] = mapped_column(Boolean, default=False)
+    # E-mails of one check beyond the cards posted: one "and N more" line, posted once.
+    more_count: Mapped[int] = mapped_column(Integer, default=0)
+    more_token: Mapped[str | None] = mapped_column(String(36))
+    more_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    more_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    next_due_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    def __repr__(self) -> str:
+        return (
+            f"MailSubscription(id={self.id!r}, team_id={self.team_id!r}, "
+            f"slack_user_id={self.slack_user_id!r}, state={self.state!r})"
+        )
+
+
+class SeenMail(Base):
+    """A Bitrix24 e-mail a subscription has seen: baseline (there before it started, never
+    posted), pending (to post; `token` rides in the card's metadata), posted (channel + ts), or
+    more (counted in an "and N more" line). The unique pair is what makes a card post once."""
+
+    __tablename__ = "mail_seen"
+    __table_args__ = (
+        UniqueConstraint("subscription_id", "b24_message_id"),
+        Index("ix_mail_seen_state", "subscription_id", "state"),
+        Index("ix_mail_seen_first_seen", "first_seen_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    subscription_id: Mapped[int] = mapped_column(
+        ForeignKey("mail_subscriptions.id", ondelete="CASCADE")
+    )
+    b24_message_id: Mapped[int] = mapped_column(BigInteger)
+    state: Mapped[str] = mapped_column(String(16))
+    token: Mapped[str | None] = mapped_column(String(36))
+    # What the card shows, kept only until it is posted (no e-mail text stays in the database).
+    card: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    post_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    channel_id: Mapped[str | None] = mapped_column(String(SLACK_ID))
+    message_ts: Mapped[str | None] = mapped_column(String(SLACK_ID))
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    message_date: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    posted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    def __repr__(self) -> str:
+        return (
+            f"SeenMail(subscription_id={self.subscription_id!r}, "
+            f"b24_message_id={self.b24_message_id!r}, state={self.state!r})"
+        )
+
+
+class PollPacing(Base):
+    """Per portal, when the next poll request may start: every worker claims checks against
+    this row, so polls of all processes together stay within the poll budget."""
+
+    __tablename__ = "mail_poll_pacing"
+
+    portal_host: Mapped[str] = mapped_column(String(255), primary_key=True)
+    next_slot_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

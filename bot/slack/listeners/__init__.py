@@ -17,6 +17,7 @@ from bot.slack.listeners import (
     home,
     inbox,
     message_actions,
+    notify,
     recipients,
     reply,
     reply_options,
@@ -43,6 +44,7 @@ def register_all(app: AsyncApp, services: Services) -> None:
         forward,
         message_actions,
         recipients,
+        notify,
         events,
         home,
     ):

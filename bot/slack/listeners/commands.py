@@ -14,6 +14,7 @@ from bot.slack.listeners.command_call import CommandCall
 from bot.slack.listeners.compose import open_compose, show_history
 from bot.slack.listeners.home import refresh_home
 from bot.slack.listeners.inbox import show_inbox
+from bot.slack.listeners.notify import notify_command
 from bot.slack.render.connect import (
     connect_modal,
     escape_mrkdwn,
@@ -141,6 +142,7 @@ _HANDLERS = {
     "send": open_compose,
     "history": show_history,
     "inbox": show_inbox,
+    "notify": notify_command,
     "help": _help,
     "connect": _connect,
     "disconnect": _disconnect,

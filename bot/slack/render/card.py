@@ -34,9 +34,19 @@ class CardRef:
 
 
 def email_card(
-    t: Texts, message: Message, *, portal: str, shared_by: str
+    t: Texts,
+    message: Message,
+    *,
+    portal: str,
+    shared_by: str | None,
+    note: str | None = None,
+    share: bool = False,
 ) -> tuple[str, list[Block], dict[str, Any]]:
-    """The card's notification text, blocks and message metadata."""
+    """The card's notification text, blocks and message metadata.
+
+    A shared card names who shared it; a new-mail card carries `note` instead, and in a DM
+    `share` adds a channel picker that posts the card into the chosen conversation.
+    """
     subject = message.subject.strip() or t("inbox.no_subject")
     sender = message.from_.strip() or "—"
     lines = [
@@ -54,12 +64,27 @@ def email_card(
         section("\n".join(lines)),
         {"type": "section", "text": plain(text or t("card.no_text"))},
     ]
-    notes = [t("card.shared_by", user=shared_by)]
+    notes = [t("card.shared_by", user=shared_by)] if shared_by else []
+    if note:
+        notes.append(note)
     if message.has_attachments:
         notes.insert(0, t("card.attachments"))
-    blocks.append(context(*notes))
+    if notes:
+        blocks.append(context(*notes))
     ref = {"message_id": message.id, "portal": portal}
-    elements = email_action_elements(t, message_id=message.id, portal=portal, url=message.url)
+    share_picker: list[Block] = []
+    if share:
+        share_picker.append(
+            {
+                "type": "conversations_select",
+                "action_id": ids.CARD_SHARE_ACTION,
+                "placeholder": plain(t("card.share")),
+                "filter": {"include": ["public", "private"], "exclude_bot_users": True},
+            }
+        )
+    elements = email_action_elements(
+        t, message_id=message.id, portal=portal, url=message.url, extra=share_picker
+    )
     blocks.append(actions(*elements, block_id=ids.CARD_BLOCK))
     metadata = {"event_type": ids.EMAIL_CARD_EVENT, "event_payload": ref}
     return t("card.text", subject=subject, sender=sender), blocks, metadata
