@@ -67,6 +67,17 @@ STATUS_MESSAGES = Counter(
     ["outcome"],
 )
 
+UNDOS = Counter(
+    "b24mail_undos",
+    "Undo and Cancel clicks on e-mails not yet sent, by outcome: cancelled (never sent) or "
+    "too_late (a worker had already taken it; it is sent).",
+    ["outcome"],
+)
+SCHEDULED = Counter(
+    "b24mail_scheduled_sends",
+    "E-mails submitted with a chosen sending time (Send later).",
+)
+
 _UNFINISHED = (OutboxStatus.QUEUED, OutboxStatus.SENDING)
 
 

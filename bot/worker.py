@@ -117,11 +117,12 @@ class Worker:
         return bool(tasks) and not self._stop_delivery.is_set() and not any(t.done() for t in tasks)
 
     async def housekeeping(self) -> None:
-        """Write audit records a crash left out; prune records past their retention and
-        confirmations nobody gave."""
+        """Write audit records a crash left out; prune records past their retention,
+        confirmations nobody gave, and drafts older than B24MAIL_DRAFT_DAYS."""
         await self._services.audit.reconcile()
         await self._services.audit.prune()
         await self._services.pending_sends.prune()
+        await self._services.writing.prune()
 
     async def _audit_loop(self, stop: asyncio.Event) -> None:
         """The audit channel's lines, and housekeeping once an hour (first at start)."""

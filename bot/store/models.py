@@ -61,6 +61,8 @@ class OutboxStatus(StrEnum):
     SENDING = "sending"
     SENT = "sent"
     FAILED = "failed"
+    # Undone in the undo window, or a scheduled e-mail cancelled before its time: never sent.
+    CANCELLED = "cancelled"
 
 
 class OutboxEmail(Base):
@@ -101,6 +103,12 @@ class OutboxEmail(Base):
     status: Mapped[str] = mapped_column(String(16), default=OutboxStatus.QUEUED)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # The earliest moment the e-mail may leave: the end of the undo window, or the time the
+    # user chose (send_at, set only for "Send later"). Claims go by next_attempt_at, which
+    # starts out equal to it; these two stay as submitted, for the status message and history.
+    not_before: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    send_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     deadline_at: Mapped[datetime] = mapped_column(UTCDateTime())
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
