@@ -382,7 +382,11 @@ async def _check_cap(
     count = await connection.scalar(
         select(func.count())
         .select_from(OutboxEmail)
-        .where(*_owned_by(user), OutboxEmail.created_at >= since)
+        .where(
+            *_owned_by(user),
+            OutboxEmail.created_at >= since,
+            OutboxEmail.status != OutboxStatus.CANCELLED,
+        )
     )
     if int(count or 0) >= cap:
         raise CapReached(cap)
