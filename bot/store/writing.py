@@ -187,18 +187,6 @@ class WritingRepository:
             )
         return bool(getattr(result, "rowcount", 0))
 
-    async def delete_team(self, *, enterprise_id: str, team_id: str | None) -> int:
-        """Forget a workspace's drafts, signatures and templates (the app was uninstalled)."""
-        count = 0
-        async with self._sessions.begin() as session:
-            for model in (Draft, Signature, Template):
-                where = [model.enterprise_id == enterprise_id]
-                if team_id is not None:
-                    where.append(model.team_id == team_id)
-                result = await session.execute(delete(model).where(*where))
-                count += int(getattr(result, "rowcount", 0) or 0)
-        return count
-
 
 def _owned(
     model: type[Draft] | type[Signature] | type[Template], user: SlackUser
