@@ -102,6 +102,7 @@ def resend_modal(
         channel_id=email.result_channel,
         thread_ts=email.result_thread_ts,
         reply_to_message_id=email.reply_to_message_id,
+        forward_message_id=email.forward_message_id,
         resend_of=email.id,
     )
     send_at = email.send_at if keep_time and email.send_at and email.send_at > utcnow() else None
@@ -120,9 +121,16 @@ def resend_modal(
         senders=senders,
         prefill=prefill,
         private_metadata=origin.encode(),
-        callback_id=ids.REPLY_VIEW if email.reply_to_message_id else ids.COMPOSE_VIEW,
-        templates=() if email.reply_to_message_id else templates,
+        callback_id=resend_view(email.reply_to_message_id, email.forward_message_id),
+        templates=() if email.reply_to_message_id or email.forward_message_id else templates,
     )
+
+
+def resend_view(reply_to_message_id: int | None, forward_message_id: int | None) -> str:
+    """The modal an e-mail is edited in is the one that sends it as the same kind again."""
+    if forward_message_id:
+        return ids.FORWARD_VIEW
+    return ids.REPLY_VIEW if reply_to_message_id else ids.COMPOSE_VIEW
 
 
 def email_of(sender: str | None) -> str | None:

@@ -129,10 +129,15 @@ async def test_scheduled_email_waits_survives_a_restart_and_goes_out_once(
         assert answer.text == ""
         listed = json.dumps(app.json(await app.command("scheduled")))
         history = json.dumps(app.json(await app.command("history")))
+        keys = app.settings.b24mail_secret_keys
+    assert keys is not None
     assert "Monday" in listed
     assert ids.SEND_NOW_ACTION in listed and ids.CANCEL_SCHEDULED_ACTION in listed
     assert "scheduled" in history
-    async with running_app(engine=engine, slack=slack, worker=True) as app:
+    restarted = running_app(
+        engine=engine, slack=slack, worker=True, b24mail_secret_keys=keys.get_secret_value()
+    )
+    async with restarted:
         delivered = await portal.await_delivered(1, timeout=30)
         await final_status(slack, contains="Sent")
         await asyncio.sleep(0.5)

@@ -31,7 +31,7 @@ def blocks_of(view: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def opened(slack: FakeSlack, call: Any) -> dict[str, Any]:
     """The view as the fake Slack keeps it after views.open (its id, hash and blocks)."""
     assert call.response is not None
-    return dict(opened(slack, call))
+    return dict(slack.views[call.response["view"]["id"]])
 
 
 def body_text(block: dict[str, Any]) -> str:

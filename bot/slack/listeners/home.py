@@ -237,12 +237,14 @@ async def on_confirm_submit(
             reply_to_message_id=target.reply_to_message_id,
             forward_message_id=target.forward_message_id,
             hourly_cap=services.policy.hourly_cap(policy),
+            send_at=target.send_time,
         )
     except SendingCapReached as exc:
         await ack(response_action="update", view=_message_modal(t, t.error(exc.code, cap=exc.cap)))
         return
     await ack(response_action="clear")
     services.notify_wakeup.notify()
+    await services.writing.discard(user, target.draft_id)
 
 
 def _message_modal(t: Texts, text: str) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from bot.identity import SlackUser
 from bot.mail.errors import MailError
 from bot.slack import ids
 from bot.slack.blocks import modal, section
-from bot.slack.drafting import draft_content, draft_prefill, with_signature
+from bot.slack.drafting import draft_content, draft_prefill, email_of, with_signature
 from bot.slack.errors import explain
 from bot.slack.listeners.command_call import CommandCall
 from bot.slack.metadata import ViewOrigin
@@ -154,8 +154,6 @@ async def new_compose_view(
 ) -> dict[str, Any]:
     """A new e-mail's modal: the last sender preselected, its signature in the body, and the
     user's templates to start from."""
-    from bot.slack.drafting import email_of
-
     sender = email_of(last_sender) or (str(senders[0].get("email")) if senders else None)
     signature = await services.writing.signature_for(user, sender)
     prefill = Prefill(
