@@ -6,6 +6,7 @@ import asyncio
 import json
 from typing import Any
 
+from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.slack import ids
@@ -26,6 +27,10 @@ def later(values: dict[str, Any], at: float | None) -> dict[str, Any]:
     return values
 
 
+def undos(outcome: str) -> float:
+    return REGISTRY.get_sample_value("b24mail_undos_total", {"outcome": outcome}) or 0.0
+
+
 def click(action_id: str, value: str, slack: FakeSlack, **extra: Any) -> dict[str, Any]:
     return block_actions(
         action_id=action_id, value=value, response_url=slack.response_url(), **extra
@@ -37,6 +42,7 @@ async def test_undo_at_once_cancels_and_offers_edit(
 ) -> None:
     """ "Sending in 30 s…" with Undo; Undo → never sent, "Cancelled" with Edit, which reopens the
     modal filled in."""
+    before = undos("cancelled")
     async with running_app(engine=engine, slack=slack, worker=True, b24mail_undo_seconds=30) as app:
         await link(app, portal)
         await app.interactive(submission(compose_values(subject="Oops")))
@@ -57,12 +63,14 @@ async def test_undo_at_once_cancels_and_offers_edit(
     assert portal.delivered == []
     assert (await app.services.outbox.get(row.id)).status == OutboxStatus.CANCELLED  # type: ignore[union-attr]
     assert "cancelled, not sent" in history
+    assert undos("cancelled") == before + 1
     assert (cancelled["channel"], cancelled["ts"]) == (waiting["channel"], waiting["ts"])
 
 
 async def test_undo_after_the_window_is_too_late_and_the_email_is_sent_once(
     engine: AsyncEngine, slack: FakeSlack, portal: FakePortal
 ) -> None:
+    before = undos("too_late")
     async with running_app(
         engine=engine, slack=slack, worker=True, b24mail_undo_seconds=0.2
     ) as app:
@@ -78,6 +86,22 @@ async def test_undo_after_the_window_is_too_late_and_the_email_is_sent_once(
         await final_status(slack, contains="Sent")
     assert "Too late to undo" in json.dumps(refusal.json)
     assert len(portal.delivered) == 1
+    assert undos("too_late") == before + 1
+
+
+async def test_without_an_undo_window_there_is_no_undo_button(
+    engine: AsyncEngine, slack: FakeSlack, portal: FakePortal
+) -> None:
+    """B24MAIL_UNDO_SECONDS=0: the e-mail leaves at once; no status ever offers Undo."""
+    async with running_app(engine=engine, slack=slack, worker=True, b24mail_undo_seconds=0) as app:
+        await link(app, portal)
+        await app.interactive(submission(compose_values()))
+        message = await final_status(slack, contains="Sent")
+        shown = [
+            json.dumps(m.get("blocks"))
+            for m in slack.message_history(message["channel"], message["ts"])
+        ]
+    assert shown and not any(ids.UNDO_ACTION in m for m in shown)
 
 
 async def test_someone_elses_undo_is_refused(

@@ -242,3 +242,71 @@ async def test_templates_are_saved_listed_chosen_and_deleted(
         )
         await slack.await_for_response(lambda r: r.url == mine)
         assert await app.services.writing.templates(ALICE) == []
+
+
+async def test_a_reply_gets_the_receiving_senders_signature_send_at_and_a_draft(
+    engine: AsyncEngine, slack: FakeSlack, portal: FakePortal
+) -> None:
+    """Replying to an e-mail the Sales mailbox received: Sales' signature after the body, a
+    Send at picker, and closing it keeps a draft that reopens as the same reply."""
+    from tests.slack import test_reply as replies
+
+    async with running_app(engine=engine, slack=slack) as app:
+        b24 = await replies.link(app, portal)
+        message_id = replies.add_offer(portal, b24)
+        await app.services.writing.set_signature(
+            ALICE, "sales@corp.example", rich_text_input("Sales desk")["rich_text_value"]
+        )
+        await app.interactive(
+            block_actions(
+                action_id=ids.INBOX_REPLY_ACTION,
+                value=str(message_id),
+                trigger_id="t-reply",
+                response_url=slack.response_url("inbox"),
+            )
+        )
+        view_id = await replies.opened(slack, "t-reply")
+        view = await replies.updated_view(slack, view_id)
+        assert "Sales desk" in body_text(blocks_of(view)[ids.BODY_BLOCK])
+        assert blocks_of(view)[ids.SEND_AT_BLOCK]["element"]["type"] == "datetimepicker"
+        assert view["notify_on_close"] is True
+
+        values = replies.values_as_shown(view, body="Numbers confirmed.")
+        await app.interactive(view_closed(from_view=view, values=values))
+        ((draft, content),) = await app.services.writing.drafts(ALICE)
+        assert content["callback_id"] == ids.REPLY_VIEW
+        await app.interactive(
+            block_actions(
+                action_id=ids.DRAFT_OPEN_ACTION,
+                value=draft.id,
+                trigger_id="t-draft",
+                response_url=slack.response_url(),
+            )
+        )
+        call = await slack.await_for("views.open", lambda c: c.args.get("trigger_id") == "t-draft")
+        reopened = opened(slack, call)
+    assert reopened["callback_id"] == ids.REPLY_VIEW
+    assert json.loads(reopened["private_metadata"])["reply_to_message_id"] == message_id
+    assert "Numbers confirmed." in body_text(blocks_of(reopened)[ids.BODY_BLOCK])
+
+
+async def test_old_drafts_are_pruned(engine: AsyncEngine, slack: FakeSlack) -> None:
+    """The worker's housekeeping deletes drafts untouched for B24MAIL_DRAFT_DAYS."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from bot.store.base import utcnow
+
+    async with running_app(engine=engine, slack=slack, b24mail_draft_days=30) as app:
+        writing = app.services.writing
+        old = await writing.keep_draft(ALICE, {"subject": "old"}, draft_id=None)
+        fresh = await writing.keep_draft(ALICE, {"subject": "fresh"}, draft_id=None)
+        async with engine.begin() as connection:
+            await connection.execute(
+                update(Draft)
+                .where(Draft.id == old)
+                .values(updated_at=utcnow() - timedelta(days=31))
+            )
+        assert await writing.prune() == 1
+        assert [d.id for d, _ in await writing.drafts(ALICE)] == [fresh]

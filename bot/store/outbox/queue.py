@@ -221,6 +221,8 @@ class DeliveryQueue(OutboxConnections):
                 .values(
                     status=OutboxStatus.QUEUED,
                     next_attempt_at=now,
+                    # It went to the portal before: no more undo window, nothing to cancel.
+                    not_before=None,
                     deadline_at=deadline,
                     attempts=0,
                     error_code=None,
@@ -241,7 +243,8 @@ class DeliveryQueue(OutboxConnections):
         for the row exactly one changes it: SQLite runs one writer at a time; on PostgreSQL the
         loser waits for the winner's row lock and then sees a status that no longer matches (or
         the claim skips the row the cancel has locked). `attempts = 0` keeps a row that went to
-        the portal once (and waits for a retry) from being reported as never sent.
+        the portal once (and waits for a retry) from being reported as never sent, and a row
+        without `not_before` (no undo window, or queued again by Retry) is never cancelled.
         """
         now = utcnow()
         async with self._sessions.begin() as session:
@@ -251,6 +254,7 @@ class DeliveryQueue(OutboxConnections):
                     OutboxEmail.id == email_id,
                     OutboxEmail.status == OutboxStatus.QUEUED,
                     OutboxEmail.attempts == 0,
+                    OutboxEmail.not_before.is_not(None),
                     *_owned_by(user),
                 )
                 .values(
