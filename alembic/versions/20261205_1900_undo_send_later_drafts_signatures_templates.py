@@ -30,6 +30,7 @@ def upgrade() -> None:
         sa.Column("team_id", sa.String(length=32), nullable=False),
         sa.Column("slack_user_id", sa.String(length=32), nullable=False),
         sa.Column("content_encrypted", sa.Text(), nullable=False),
+        sa.Column("dismissed", sa.Boolean(), nullable=False),
         sa.Column("created_at", bot.store.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", bot.store.base.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_drafts")),

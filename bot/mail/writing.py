@@ -52,8 +52,13 @@ class WritingService:
         return await self._repository.drafts(user)
 
     async def last_draft(self, user: SlackUser) -> tuple[Draft, dict[str, Any]] | None:
-        found = await self._repository.drafts(user, limit=1)
+        """The newest draft still to offer (not set aside with Start a new e-mail)."""
+        found = await self._repository.drafts(user, limit=1, offered_only=True)
         return found[0] if found else None
+
+    async def set_aside(self, user: SlackUser, draft_id: str) -> None:
+        """Start a new e-mail instead: stop offering the draft; it stays in /b24mail drafts."""
+        await self._repository.dismiss_draft(user, draft_id)
 
     async def draft(self, user: SlackUser, draft_id: str) -> dict[str, Any]:
         content = await self._repository.draft(user, draft_id)

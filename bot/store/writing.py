@@ -70,15 +70,16 @@ class WritingRepository:
         return draft_id
 
     async def drafts(
-        self, user: SlackUser, *, limit: int = 10
+        self, user: SlackUser, *, limit: int = 10, offered_only: bool = False
     ) -> list[tuple[Draft, dict[str, Any]]]:
-        """The user's drafts, newest first, each with its decrypted content."""
+        """The user's drafts, newest first, each with its decrypted content; `offered_only`:
+        without those the user chose to leave for now (Start a new e-mail)."""
+        where = [*_owned(Draft, user)]
+        if offered_only:
+            where.append(Draft.dismissed.is_(False))
         async with self._sessions() as session:
             rows = await session.scalars(
-                select(Draft)
-                .where(*_owned(Draft, user))
-                .order_by(Draft.updated_at.desc())
-                .limit(limit)
+                select(Draft).where(*where).order_by(Draft.updated_at.desc()).limit(limit)
             )
             found = list(rows.all())
         return [(row, self._open(row)) for row in found]
@@ -89,6 +90,14 @@ class WritingRepository:
                 select(Draft).where(Draft.id == draft_id, *_owned(Draft, user))
             )
         return self._open(row) if row is not None else None
+
+    async def dismiss_draft(self, user: SlackUser, draft_id: str) -> None:
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(Draft)
+                .where(Draft.id == draft_id, *_owned(Draft, user))
+                .values(dismissed=True)
+            )
 
     async def delete_draft(self, user: SlackUser, draft_id: str) -> bool:
         async with self._sessions.begin() as session:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.store.base import Base, UTCDateTime, utcnow
@@ -24,6 +24,8 @@ class Draft(Base):
     team_id: Mapped[str] = mapped_column(String(SLACK_ID))
     slack_user_id: Mapped[str] = mapped_column(String(SLACK_ID))
     content_encrypted: Mapped[str] = mapped_column(Text)
+    # "Start a new e-mail" was chosen over it: /b24mail stops offering it (it stays listed).
+    dismissed: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 

@@ -310,3 +310,31 @@ async def test_old_drafts_are_pruned(engine: AsyncEngine, slack: FakeSlack) -> N
             )
         assert await writing.prune() == 1
         assert [d.id for d, _ in await writing.drafts(ALICE)] == [fresh]
+
+
+async def test_start_fresh_opens_a_new_email_and_stops_offering_the_draft(
+    engine: AsyncEngine, slack: FakeSlack, portal: FakePortal
+) -> None:
+    async with running_app(engine=engine, slack=slack) as app:
+        await link(app, portal)
+        view = await open_compose(app, slack, "t-1")
+        await app.interactive(view_closed(from_view=view, values=compose_values(subject="Later")))
+        ((draft, _content),) = await app.services.writing.drafts(ALICE)
+        offer = app.json(await app.command(""))
+        assert ids.DRAFT_FRESH_ACTION in json.dumps(offer["blocks"])
+        await app.interactive(
+            block_actions(
+                action_id=ids.DRAFT_FRESH_ACTION,
+                value=draft.id,
+                trigger_id="t-fresh",
+                response_url=slack.response_url(),
+            )
+        )
+        call = await slack.await_for("views.open", lambda c: c.args.get("trigger_id") == "t-fresh")
+        fresh = opened(slack, call)
+        assert "initial_value" not in blocks_of(fresh)[ids.SUBJECT_BLOCK]["element"]
+        assert "draft_id" not in json.loads(fresh["private_metadata"])
+        # /b24mail now opens the modal at once; the draft is still listed.
+        assert await app.command("", trigger_id="t-2") is not None
+        await slack.await_for("views.open", lambda c: c.args.get("trigger_id") == "t-2")
+        assert "Later" in json.dumps(app.json(await app.command("drafts")))

@@ -103,14 +103,17 @@ async def on_draft_open(
 async def on_draft_fresh(
     ack: AsyncAck,
     body: dict[str, Any],
+    action: dict[str, Any],
     client: AsyncWebClient,
     respond: AsyncRespond,
     user: SlackUser,
     t: Texts,
     services: Services,
 ) -> None:
-    """Start fresh: a new, empty compose modal (the draft stays in `/b24mail drafts`)."""
+    """Start fresh: a new compose modal; the draft is no longer offered by `/b24mail` but stays
+    in `/b24mail drafts` (until closing another modal with content makes a newer one)."""
     await ack()
+    await services.writing.set_aside(user, str(action.get("value", "")))
     link = await services.links.get(user)
     if link is None:
         _tell(services, respond, t("connect.prompt"), "fresh-not-linked", blocks=connect_prompt(t))

@@ -71,7 +71,7 @@ def draft_offer_blocks(t: Texts, draft_id: str, content: Mapping[str, Any]) -> l
                 value=draft_id,
                 style="primary",
             ),
-            button(t("drafts.fresh"), action_id=ids.DRAFT_FRESH_ACTION, value="fresh"),
+            button(t("drafts.fresh"), action_id=ids.DRAFT_FRESH_ACTION, value=draft_id),
         ),
     ]
 
