@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.slack import installation_tables
-from bot.store import audit, confirmations, models, policy, preferences, writing_models
+from bot.store import audit, confirmations, models, policy, preferences
 from bot.store.base import Base
 
 metadata = Base.metadata
@@ -16,5 +16,4 @@ __all__ = [
     "models",
     "policy",
     "preferences",
-    "writing_models",
 ]

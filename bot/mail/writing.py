@@ -10,8 +10,8 @@ from typing import Any
 from bot.identity import SlackUser
 from bot.mail.errors import MailError
 from bot.store.base import utcnow
+from bot.store.models import Draft, Template
 from bot.store.writing import WritingRepository
-from bot.store.writing_models import Draft, Template
 
 log = logging.getLogger(__name__)
 

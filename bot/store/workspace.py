@@ -18,10 +18,9 @@ from sqlalchemy.sql.expression import Executable
 from bot.store.audit import AuditPost, AuditRecord
 from bot.store.confirmations import PendingSend
 from bot.store.db import SessionFactory
-from bot.store.models import EmailCard, Link
+from bot.store.models import Draft, EmailCard, Link, Signature, Template
 from bot.store.policy import WorkspacePolicyRow
 from bot.store.preferences import UserPreference
-from bot.store.writing_models import Draft, Signature, Template
 
 
 class InstallationRows(Protocol):

@@ -18,7 +18,7 @@ from bot.identity import SlackUser
 from bot.store.base import utcnow
 from bot.store.crypto import SecretBox
 from bot.store.db import SessionFactory
-from bot.store.writing_models import Draft, Signature, Template
+from bot.store.models import Draft, Signature, Template
 
 DRAFTS_KEPT = 20  # per user; the oldest beyond this go when a new one is saved
 

@@ -13,10 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.identity import SlackUser
 from bot.store.cards import CardRepository, NewCard
-from bot.store.models import EmailCard, OutboxEmail
+from bot.store.models import Draft, EmailCard, OutboxEmail, Signature, Template
 from bot.store.outbox import OutboxStatus
 from bot.store.preferences import PreferenceRepository, UserPreference
-from bot.store.writing_models import Draft, Signature, Template
 from bot.worker import Worker
 from tests.fakes.bitrix24_portal import FakePortal
 from tests.fakes.slack_api import FakeSlack

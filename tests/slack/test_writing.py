@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.slack import ids
 from bot.slack.render.writing import signature_block_id
-from bot.store.writing_models import Draft
+from bot.store.models import Draft
 from tests.fakes.bitrix24_portal import FakePortal
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.slack_requests import (
