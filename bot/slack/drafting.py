@@ -83,7 +83,8 @@ def draft_prefill(content: Mapping[str, Any]) -> tuple[Prefill, ViewOrigin, str]
         send_at=datetime.fromtimestamp(send_at, UTC) if isinstance(send_at, int) else None,
     )
     callback_id = str(content.get("callback_id") or ids.COMPOSE_VIEW)
-    if callback_id not in (ids.COMPOSE_VIEW, ids.REPLY_VIEW):
+    # A reply closed before its e-mail was chosen reopens as a new e-mail: nothing to answer.
+    if callback_id != ids.REPLY_VIEW or origin.reply_to_message_id is None:
         callback_id = ids.COMPOSE_VIEW
     return prefill, origin, callback_id
 

@@ -285,6 +285,11 @@ async def test_a_reply_gets_the_receiving_senders_signature_send_at_and_a_draft(
         )
         call = await slack.await_for("views.open", lambda c: c.args.get("trigger_id") == "t-draft")
         reopened = opened(slack, call)
+        answer = await replies.submit(app, slack, reopened["id"])
+        assert answer == {}
+        row = (await app.services.sending.history(ALICE))[0]
+        assert await app.services.writing.drafts(ALICE) == []
+    assert row.reply_to_message_id == message_id and row.kind == "reply"
     assert reopened["callback_id"] == ids.REPLY_VIEW
     assert json.loads(reopened["private_metadata"])["reply_to_message_id"] == message_id
     assert "Numbers confirmed." in body_text(blocks_of(reopened)[ids.BODY_BLOCK])

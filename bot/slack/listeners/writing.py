@@ -111,7 +111,7 @@ async def on_draft_fresh(
     services: Services,
 ) -> None:
     """Start fresh: a new compose modal; the draft is no longer offered by `/b24mail` but stays
-    in `/b24mail drafts` (until closing another modal with content makes a newer one)."""
+    in `/b24mail drafts`."""
     await ack()
     await services.writing.set_aside(user, str(action.get("value", "")))
     link = await services.links.get(user)
