@@ -97,7 +97,14 @@ class Worker:
         self._poller_task = self._spawn("new-mail", self.poller.run, self._stop_poller)
         url = self._services.settings.database_url
         if url.startswith("postgresql"):
-            wake = self._services.delivery_wakeup.notify
+            services = self._services
+
+            def wake() -> None:
+                # A row changed in another process: maybe due (delivery), and maybe its status
+                # message is behind ("Sending in 10 s…" with Undo should not wait a poll).
+                services.delivery_wakeup.notify()
+                services.notify_wakeup.notify()
+
             dsn = asyncpg_dsn(url)
             self._delivery_tasks.append(
                 self._spawn(

@@ -266,6 +266,9 @@ class DeliveryQueue(OutboxConnections):
                     notify_attempts=0,
                 )
             )
+            if getattr(result, "rowcount", 0):
+                # The worker's notifier (maybe in another process) shows "Cancelled" at once.
+                await _notify_workers(session, email_id)
         return bool(getattr(result, "rowcount", 0))
 
     async def send_now(self, email_id: str, user: SlackUser) -> bool:
