@@ -75,7 +75,9 @@ UNDOS = Counter(
 )
 SCHEDULED = Counter(
     "b24mail_scheduled_sends",
-    "E-mails submitted with a chosen sending time (Send later).",
+    "E-mails submitted with a chosen sending time (Send later), by kind: send or reply.",
+    # Labelled, so that (like every counter here) nothing is written before the first one.
+    ["kind"],
 )
 
 _UNFINISHED = (OutboxStatus.QUEUED, OutboxStatus.SENDING)

@@ -113,7 +113,7 @@ class SendingService:
             raise SendingCapReached(exc.cap) from exc
         if created:
             if send_at is not None:
-                metrics.SCHEDULED.inc()
+                metrics.SCHEDULED.labels(row.kind).inc()
             self._wakeup.notify()
             log.info(
                 "queued email=%s kind=%s user=%s recipients=%d",

@@ -31,6 +31,10 @@ def undos(outcome: str) -> float:
     return REGISTRY.get_sample_value("b24mail_undos_total", {"outcome": outcome}) or 0.0
 
 
+def scheduled_sends() -> float:
+    return REGISTRY.get_sample_value("b24mail_scheduled_sends_total", {"kind": "send"}) or 0.0
+
+
 def click(action_id: str, value: str, slack: FakeSlack, **extra: Any) -> dict[str, Any]:
     return block_actions(
         action_id=action_id, value=value, response_url=slack.response_url(), **extra
@@ -174,6 +178,7 @@ async def test_scheduled_email_send_now_and_cancel_from_the_list(
     engine: AsyncEngine, slack: FakeSlack, portal: FakePortal
 ) -> None:
     ahead = int(utcnow().timestamp()) + 3600
+    scheduled_before = scheduled_sends()
     async with running_app(engine=engine, slack=slack, worker=True) as app:
         await link(app, portal)
         await app.interactive(
@@ -192,6 +197,7 @@ async def test_scheduled_email_send_now_and_cancel_from_the_list(
         assert await app.services.sending.scheduled(ALICE) == []
         await asyncio.sleep(0.3)
     assert [d.subject for d in delivered] == ["Now please"]
+    assert scheduled_sends() == scheduled_before + 2
     assert len(portal.delivered) == 1
 
 
