@@ -5,8 +5,8 @@ user chose: `send_at`); undone or cancelled ones get `cancelled_at`. Drafts hold
 in a closed modal, encrypted; signatures (per sender address) and templates are rich text.
 
 Revision ID: 3c9e5a1f7d20
-Revises: 7b1f0c3d9a52
-Create Date: 2026-12-05 19:08:36.736813+00:00
+Revises: 9c4d2e7a1b58
+Create Date: 2026-12-05 20:00:00.000000+00:00
 """
 
 from collections.abc import Sequence
@@ -17,7 +17,7 @@ from alembic import op
 import bot.store.base
 
 revision: str = "3c9e5a1f7d20"
-down_revision: str | None = "7b1f0c3d9a52"
+down_revision: str | None = "9c4d2e7a1b58"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
