@@ -215,3 +215,31 @@ async def test_edit_of_a_scheduled_email_cancels_it_and_keeps_its_time(
     blocks = {b.get("block_id"): b for b in opened.args["view"]["blocks"]}
     assert blocks[ids.SEND_AT_BLOCK]["element"]["initial_date_time"] == ahead
     assert stored is not None and stored.status == OutboxStatus.CANCELLED
+
+
+async def test_send_at_survives_the_policys_confirm_step(
+    engine: AsyncEngine, slack: FakeSlack, portal: FakePortal
+) -> None:
+    """An e-mail to an outside domain, held for confirmation, is still scheduled once confirmed."""
+    from bot.mail.policy import WorkspacePolicy
+    from tests.fakes.slack_requests import view_submission
+    from tests.slack.test_policy import set_policy
+
+    ahead = int(utcnow().timestamp()) + 3600
+    async with running_app(engine=engine, slack=slack) as app:
+        await link(app, portal)
+        await set_policy(
+            app, WorkspacePolicy(allowed_domains=("corp.example",), confirm_outside=True)
+        )
+        answer = app.json(
+            await app.interactive(submission(later(compose_values(to="bob@client.example"), ahead)))
+        )
+        assert answer["response_action"] == "push"
+        confirmed = view_submission(
+            callback_id=ids.CONFIRM_OUTSIDE_VIEW,
+            values={},
+            private_metadata=answer["view"]["private_metadata"],
+        )
+        assert app.json(await app.interactive(confirmed)) == {"response_action": "clear"}
+        (row,) = await app.services.sending.scheduled(ALICE)
+    assert row.send_at is not None and int(row.send_at.timestamp()) == ahead
