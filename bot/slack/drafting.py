@@ -82,10 +82,9 @@ def draft_prefill(content: Mapping[str, Any]) -> tuple[Prefill, ViewOrigin, str]
         post_to=origin.channel_id,
         send_at=datetime.fromtimestamp(send_at, UTC) if isinstance(send_at, int) else None,
     )
-    callback_id = str(content.get("callback_id") or ids.COMPOSE_VIEW)
-    # A reply closed before its e-mail was chosen reopens as a new e-mail: nothing to answer.
-    if callback_id != ids.REPLY_VIEW or origin.reply_to_message_id is None:
-        callback_id = ids.COMPOSE_VIEW
+    # A reply or forward reopens as one (to the same e-mail); a reply closed before its e-mail
+    # was chosen reopens as a new e-mail, there being nothing to answer.
+    callback_id = resend_view(origin.reply_to_message_id, origin.forward_message_id)
     return prefill, origin, callback_id
 
 
@@ -117,14 +116,28 @@ def resend_modal(
         post_to=email.result_channel if email.result_channel[:1] in "CGD" else None,
         send_at=send_at,
     )
+    callback_id = resend_view(email.reply_to_message_id, email.forward_message_id)
+    title_key, body_label_key = modal_wording(callback_id)
     return compose_modal(
         t,
         senders=senders,
         prefill=prefill,
         private_metadata=origin.encode(),
-        callback_id=resend_view(email.reply_to_message_id, email.forward_message_id),
-        templates=() if email.reply_to_message_id or email.forward_message_id else templates,
+        callback_id=callback_id,
+        templates=templates if callback_id == ids.COMPOSE_VIEW else (),
+        title_key=title_key,
+        body_label_key=body_label_key,
     )
+
+
+def modal_wording(callback_id: str) -> tuple[str, str]:
+    """The title and body label (wording keys) of each kind of modal, reopened from the outbox
+    or a draft."""
+    if callback_id == ids.FORWARD_VIEW:
+        return "forward.title", "forward.note"
+    if callback_id == ids.REPLY_VIEW:
+        return "reply.title", "compose.body"
+    return "compose.title", "compose.body"
 
 
 def resend_view(reply_to_message_id: int | None, forward_message_id: int | None) -> str:

@@ -343,3 +343,65 @@ async def test_start_fresh_opens_a_new_email_and_stops_offering_the_draft(
         assert await app.command("", trigger_id="t-2") is not None
         await slack.await_for("views.open", lambda c: c.args.get("trigger_id") == "t-2")
         assert "Later" in json.dumps(app.json(await app.command("drafts")))
+
+
+async def test_a_forward_gets_the_signature_send_at_and_a_draft_that_reopens_as_a_forward(
+    engine: AsyncEngine, slack: FakeSlack, portal: FakePortal
+) -> None:
+    """Forward from a shared card: Sales' signature in the note, Send at offered; closed with a
+    note, the draft reopens as the forward of the same e-mail, and scheduled it is queued as one."""
+    from bot.store.base import utcnow
+    from tests.slack import test_email_actions as actions
+    from tests.slack import test_reply as replies
+
+    async with running_app(engine=engine, slack=slack) as app:
+        b24 = await actions.link(app, portal)
+        message_id = actions.add_offer(portal, b24)
+        await app.services.writing.set_signature(
+            ALICE, "sales@corp.example", rich_text_input("Sales desk")["rich_text_value"]
+        )
+        card = await replies.share_card(app, slack, message_id)
+        forward = actions.element(card, ids.CARD_FORWARD_ACTION)
+        await app.interactive(
+            block_actions(
+                action_id=ids.CARD_FORWARD_ACTION,
+                value=forward["value"],
+                message=card,
+                trigger_id="t-fwd",
+                response_url=slack.response_url("forward"),
+            )
+        )
+        view = await replies.updated_view(slack, await replies.opened(slack, "t-fwd"))
+        assert "Sales desk" in body_text(blocks_of(view)[ids.BODY_BLOCK])
+        assert ids.SEND_AT_BLOCK in blocks_of(view)
+        values = replies.values_as_shown(view, to="dan@partner.example", body="Dan, see below.")
+        await app.interactive(view_closed(from_view=view, values=values))
+        ((draft, _content),) = await app.services.writing.drafts(ALICE)
+        await app.interactive(
+            block_actions(
+                action_id=ids.DRAFT_OPEN_ACTION,
+                value=draft.id,
+                trigger_id="t-fwd-draft",
+                response_url=slack.response_url(),
+            )
+        )
+        call = await slack.await_for(
+            "views.open", lambda c: c.args.get("trigger_id") == "t-fwd-draft"
+        )
+        reopened = opened(slack, call)
+        ahead = int(utcnow().timestamp()) + 3600
+        values = replies.values_as_shown(reopened)
+        values[ids.SEND_AT_BLOCK] = {
+            ids.SEND_AT_ACTION: {"type": "datetimepicker", "selected_date_time": ahead}
+        }
+        answer = await app.interactive(view_submission(from_view=reopened, values=values))
+        assert app.json(answer) == {}
+        (row,) = await app.services.sending.scheduled(ALICE)
+    assert reopened["callback_id"] == ids.FORWARD_VIEW
+    assert json.loads(reopened["private_metadata"])["forward_message_id"] == message_id
+    assert (row.kind, row.forward_message_id, row.to_addrs) == (
+        "forward",
+        message_id,
+        ["dan@partner.example"],
+    )
+    assert await app.services.writing.drafts(ALICE) == []

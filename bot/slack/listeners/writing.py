@@ -10,7 +10,13 @@ from bot.identity import SlackUser
 from bot.mail.errors import MailError
 from bot.slack import ids
 from bot.slack.blocks import modal, section
-from bot.slack.drafting import draft_content, draft_prefill, email_of, with_signature
+from bot.slack.drafting import (
+    draft_content,
+    draft_prefill,
+    email_of,
+    modal_wording,
+    with_signature,
+)
 from bot.slack.errors import explain
 from bot.slack.listeners.command_call import CommandCall
 from bot.slack.metadata import ViewOrigin
@@ -84,6 +90,7 @@ async def on_draft_open(
     prefill, origin, callback_id = draft_prefill(content)
     origin = origin.model_copy(update={"draft_id": draft_id})
     templates = await _template_choices(services, user) if callback_id == ids.COMPOSE_VIEW else []
+    title_key, body_label_key = modal_wording(callback_id)
     view = compose_modal(
         t,
         senders=link.senders,
@@ -91,6 +98,8 @@ async def on_draft_open(
         private_metadata=origin.encode(),
         callback_id=callback_id,
         templates=templates,
+        title_key=title_key,
+        body_label_key=body_label_key,
     )
     services.background.spawn(
         open_view_or_explain(
@@ -400,6 +409,7 @@ def _tell(
 def register(app: AsyncApp) -> None:
     app.view_closed(ids.COMPOSE_VIEW)(on_closed)
     app.view_closed(ids.REPLY_VIEW)(on_closed)
+    app.view_closed(ids.FORWARD_VIEW)(on_closed)
     app.action(ids.DRAFT_OPEN_ACTION)(on_draft_open)
     app.action(ids.DRAFT_FRESH_ACTION)(on_draft_fresh)
     app.action(ids.DRAFT_DISCARD_ACTION)(on_draft_discard)
