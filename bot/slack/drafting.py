@@ -17,7 +17,7 @@ from bot.slack.blocks import Block
 from bot.slack.metadata import ViewOrigin
 from bot.slack.render.compose import Prefill, compose_modal
 from bot.slack.richtext import is_blank, rich_text_to_plain
-from bot.slack.view_state import rich_text_value, selected_value, text_value
+from bot.slack.view_state import rich_text_value, selected_value, text_value, with_people
 from bot.slack.wording import Texts
 from bot.store.base import utcnow
 from bot.store.models import OutboxEmail
@@ -56,9 +56,10 @@ def draft_content(
     return {
         "callback_id": str(view.get("callback_id") or ids.COMPOSE_VIEW),
         "sender": selected_value(view, blocks["from"], ids.FROM_ACTION),
-        "to": text_value(view, blocks["to"], ids.ADDRESSES_ACTION),
-        "cc": text_value(view, blocks["cc"], ids.ADDRESSES_ACTION),
-        "bcc": text_value(view, blocks["bcc"], ids.ADDRESSES_ACTION),
+        # People picked in the suggestion selects join the typed addresses (as on sending).
+        "to": with_people(view, blocks["to"], ids.PEOPLE_BLOCKS["to"]),
+        "cc": with_people(view, blocks["cc"], ids.PEOPLE_BLOCKS["cc"]),
+        "bcc": with_people(view, blocks["bcc"], ids.PEOPLE_BLOCKS["bcc"]),
         "subject": text_value(view, blocks["subject"], ids.SUBJECT_ACTION),
         "body": body,
         "body_has_text": typed,

@@ -25,8 +25,8 @@ from bot.slack.view_state import (
     rich_text_value,
     selected_conversation,
     selected_value,
-    selected_values,
     text_value,
+    with_people,
 )
 from bot.slack.wording import Texts
 from bot.store.base import utcnow
@@ -207,14 +207,3 @@ async def _queue_email(
     services.notify_wakeup.notify()
     # The draft this modal continued has become an e-mail.
     await services.writing.discard(user, origin.draft_id)
-
-
-def with_people(view: Mapping[str, Any], field_block: str, people_block: str) -> str:
-    """A field's typed addresses plus the people picked for it in its suggestions select."""
-    typed = text_value(view, field_block, ids.ADDRESSES_ACTION)
-    picked = [
-        value
-        for value in selected_values(view, people_block, ids.SUGGEST_ACTION)
-        if value != ids.SUGGEST_HINT_VALUE
-    ]
-    return ", ".join([typed, *picked]) if typed else ", ".join(picked)
