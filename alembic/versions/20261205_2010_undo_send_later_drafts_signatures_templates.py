@@ -5,8 +5,8 @@ user chose: `send_at`); undone or cancelled ones get `cancelled_at`. Drafts hold
 in a closed modal, encrypted; signatures (per sender address) and templates are rich text.
 
 Revision ID: 3c9e5a1f7d20
-Revises: 4e8a1c2f6b3d
-Create Date: 2026-12-05 20:00:00.000000+00:00
+Revises: e0a109006cdd
+Create Date: 2026-12-05 20:10:00.000000+00:00
 """
 
 from collections.abc import Sequence
@@ -17,7 +17,7 @@ from alembic import op
 import bot.store.base
 
 revision: str = "3c9e5a1f7d20"
-down_revision: str | None = "4e8a1c2f6b3d"
+down_revision: str | None = "e0a109006cdd"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
