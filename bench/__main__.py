@@ -5,7 +5,13 @@ from __future__ import annotations
 import importlib
 
 # Add a module here to include it in `python -m bench`.
-MODULES = ["bench.bitrix24_rate", "bench.client_overhead", "bench.app_bench", "bench.poll"]
+MODULES = [
+    "bench.bitrix24_rate",
+    "bench.client_overhead",
+    "bench.app_bench",
+    "bench.poll",
+    "bench.schedule",
+]
 
 
 def main() -> None:

@@ -211,6 +211,8 @@ def app_env(fakes: Fakes, database_url: str, port: int, **extra: str) -> dict[st
         "PORT": str(port),
         "LOG_LEVEL": "INFO",
         "B24MAIL_ALLOW_INSECURE_PORTALS": "true",
+        # Delivery is measured from the ack: no undo window before it.
+        "B24MAIL_UNDO_SECONDS": "0",
         # The fake portal has no rate limit; neither may the client's own limiter, or we
         # would measure the limiter.
         "BITRIX24_RATE": "1000000",

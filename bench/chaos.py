@@ -201,6 +201,7 @@ class Chaos:
             "PORT": str(self.serve_port),
             "LOG_LEVEL": "INFO",
             "B24MAIL_ALLOW_INSECURE_PORTALS": "true",
+            "B24MAIL_UNDO_SECONDS": "0",  # e-mails leave at once: no undo window here
             "B24MAIL_LEASE_SECONDS": str(LEASE_SECONDS),
             "B24MAIL_RETRY_BASE_SECONDS": "0.2",
             "B24MAIL_RETRY_MAX_SECONDS": "1",

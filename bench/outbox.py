@@ -95,6 +95,7 @@ def _settings(fakes: Fakes, database_url: str) -> Settings:
         "database_url": database_url,
         "b24mail_secret_keys": KEY,
         "b24mail_allow_insecure_portals": True,
+        "b24mail_undo_seconds": 0,
         "b24mail_hourly_cap": 10**9,
         "bitrix24_rate": HUGE,
         "bitrix24_burst": 10**9,

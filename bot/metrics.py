@@ -67,6 +67,19 @@ STATUS_MESSAGES = Counter(
     ["outcome"],
 )
 
+UNDOS = Counter(
+    "b24mail_undos",
+    "Undo and Cancel clicks on e-mails not yet sent, by outcome: cancelled (never sent) or "
+    "too_late (a worker had already taken it; it is sent).",
+    ["outcome"],
+)
+SCHEDULED = Counter(
+    "b24mail_scheduled_sends",
+    "E-mails submitted with a chosen sending time (Send later), by kind: send or reply.",
+    # Labelled, so that (like every counter here) nothing is written before the first one.
+    ["kind"],
+)
+
 _UNFINISHED = (OutboxStatus.QUEUED, OutboxStatus.SENDING)
 
 
@@ -85,7 +98,12 @@ class OutboxGauges:
 async def read_outbox(engine: AsyncEngine) -> OutboxGauges:
     """One grouped query over the unsent rows (served by the ix_outbox_due index)."""
     statement = (
-        select(OutboxEmail.status, func.count(), func.min(OutboxEmail.created_at))
+        select(
+            OutboxEmail.status,
+            func.count(),
+            # Waiting starts when an e-mail is due: a scheduled one is not late before its time.
+            func.min(func.coalesce(OutboxEmail.not_before, OutboxEmail.created_at)),
+        )
         .where(OutboxEmail.status.in_(_UNFINISHED))
         .group_by(OutboxEmail.status)
     )
@@ -131,7 +149,7 @@ class _OutboxCollector(Collector):
         yield GaugeMetricFamily(
             "b24mail_queue_oldest_age_seconds",
             "How long the oldest e-mail not yet sent or failed has waited since it was "
-            "submitted (0 when there is none).",
+            "due: submitted, or its undo window or chosen time over (0 when there is none).",
             value=age,
         )
 

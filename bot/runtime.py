@@ -424,6 +424,12 @@ async def rotate_keys(settings: Settings) -> int:
         )
         tokens = await installations.rotate_keys()
         log.info("re-encrypted %d stored Slack token(s) with the first key", tokens)
+        from bot.store.writing import WritingRepository
+
+        drafts = await WritingRepository(
+            sessions=create_session_factory(engine), box=box
+        ).rotate_keys()
+        log.info("re-encrypted %d draft(s) with the first key", drafts)
         return count
     finally:
         await engine.dispose()

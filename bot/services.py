@@ -22,6 +22,7 @@ from bot.mail.replying import ReplyService
 from bot.mail.sending import SendingService
 from bot.mail.wakeup import Wakeup
 from bot.mail.workspace import WorkspaceRemoval
+from bot.mail.writing import WritingService
 from bot.settings import Settings
 from bot.slack.clients import SLACK_API_DEFAULT, SlackClients
 from bot.slack.installation_tables import InstallationRows
@@ -41,6 +42,7 @@ from bot.store.policy import PolicyRepository
 from bot.store.preferences import PreferenceRepository
 from bot.store.subscriptions import SubscriptionRepository
 from bot.store.workspace import WorkspaceRepository
+from bot.store.writing import WritingRepository
 
 
 @dataclass(kw_only=True)
@@ -54,6 +56,7 @@ class Services:
     sending: SendingService
     replying: ReplyService
     message_actions: MessageActionService
+    writing: WritingService
     bitrix24: Bitrix24Client
     slack_clients: SlackClients
     background: Background
@@ -167,6 +170,11 @@ def build_services(
             wakeup=delivery_wakeup,
             retry_window=timedelta(minutes=settings.b24mail_retry_window_minutes),
             hourly_cap=settings.b24mail_hourly_cap,
+            undo_seconds=settings.b24mail_undo_seconds,
+        ),
+        writing=WritingService(
+            repository=WritingRepository(sessions=sessions, box=box),
+            draft_retention=timedelta(days=settings.b24mail_draft_days),
         ),
         replying=ReplyService(links=links, bitrix24=bitrix24, cards=cards),
         notify=NotifyService(

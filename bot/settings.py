@@ -100,6 +100,8 @@ class Settings(BaseSettings):
     # Audit records older than this are deleted by the worker (0 is refused: keep at least a day).
     b24mail_audit_retention_days: int = Field(default=365, ge=1, le=36_500)
     b24mail_retry_window_minutes: float = Field(default=30.0, gt=0)
+    b24mail_undo_seconds: float = Field(default=10.0, ge=0, le=120)
+    b24mail_draft_days: float = Field(default=30.0, gt=0)
     b24mail_retry_base_seconds: float = Field(default=5.0, gt=0)
     b24mail_retry_max_seconds: float = Field(default=300.0, gt=0)
     b24mail_lease_seconds: float = Field(default=120.0, ge=2)

@@ -97,7 +97,14 @@ class Worker:
         self._poller_task = self._spawn("new-mail", self.poller.run, self._stop_poller)
         url = self._services.settings.database_url
         if url.startswith("postgresql"):
-            wake = self._services.delivery_wakeup.notify
+            services = self._services
+
+            def wake() -> None:
+                # A row changed in another process: maybe due (delivery), and maybe its status
+                # message is behind ("Sending in 10 s…" with Undo should not wait a poll).
+                services.delivery_wakeup.notify()
+                services.notify_wakeup.notify()
+
             dsn = asyncpg_dsn(url)
             self._delivery_tasks.append(
                 self._spawn(
@@ -117,11 +124,12 @@ class Worker:
         return bool(tasks) and not self._stop_delivery.is_set() and not any(t.done() for t in tasks)
 
     async def housekeeping(self) -> None:
-        """Write audit records a crash left out; prune records past their retention and
-        confirmations nobody gave."""
+        """Write audit records a crash left out; prune records past their retention,
+        confirmations nobody gave, and drafts older than B24MAIL_DRAFT_DAYS."""
         await self._services.audit.reconcile()
         await self._services.audit.prune()
         await self._services.pending_sends.prune()
+        await self._services.writing.prune()
 
     async def _audit_loop(self, stop: asyncio.Event) -> None:
         """The audit channel's lines, and housekeeping once an hour (first at start)."""

@@ -124,3 +124,16 @@ def test_the_readme_configuration_table_lists_every_setting() -> None:
     fields = {name.upper() for name in Settings.model_fields}
     assert fields - documented == set(), "settings missing from the README's table"
     assert documented - fields == set(), "README rows that are no setting"
+
+
+def test_undo_window_and_draft_retention_defaults_and_bounds() -> None:
+    """Undo lasts 10 s unless set (0 turns it off); drafts are kept 30 days."""
+    from pydantic import ValidationError
+
+    s = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert s.b24mail_undo_seconds == 10 and s.b24mail_draft_days == 30
+    assert Settings(_env_file=None, b24mail_undo_seconds=0).b24mail_undo_seconds == 0  # type: ignore[call-arg]
+    with pytest.raises(ValidationError):
+        Settings(_env_file=None, b24mail_undo_seconds=-1)  # type: ignore[call-arg]
+    with pytest.raises(ValidationError):
+        Settings(_env_file=None, b24mail_draft_days=0)  # type: ignore[call-arg]

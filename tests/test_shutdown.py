@@ -188,6 +188,7 @@ async def test_sigterm_to_a_worker_finishes_sends_in_flight_and_leaves_nothing_l
             "B24MAIL_SECRET_KEYS": key,
             "HOST": HOST,
             "B24MAIL_ALLOW_INSECURE_PORTALS": "true",
+            "B24MAIL_UNDO_SECONDS": "0",  # e-mails leave at once: no undo window here
             "B24MAIL_SHUTDOWN_GRACE_SECONDS": str(GRACE),
             "B24MAIL_LEASE_SECONDS": "30",
             "BITRIX24_REQUEST_LIMIT": "5",

@@ -5,12 +5,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot.mail.addresses import AddressList, count_recipients, parse_address_list
 
 SUBJECT_MAX = 250
 BODY_MAX_CHARS = 50_000
+SEND_AT_MAX_AHEAD = timedelta(days=365)
+# Slack's pickers choose whole minutes: the minute now running is "now", not "in the past".
+SEND_AT_GRACE = timedelta(seconds=60)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -133,3 +137,14 @@ def _first_per_field(problems: list[FieldProblem]) -> list[FieldProblem]:
             seen.add(problem.field)
             kept.append(problem)
     return kept
+
+
+def check_send_at(send_at: datetime | None, *, now: datetime) -> FieldProblem | None:
+    """A chosen sending time must be from now (this minute counts) to a year ahead."""
+    if send_at is None:
+        return None
+    if send_at < now - SEND_AT_GRACE:
+        return FieldProblem("send_at", "send_at_past")
+    if send_at > now + SEND_AT_MAX_AHEAD:
+        return FieldProblem("send_at", "send_at_too_far")
+    return None

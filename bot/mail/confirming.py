@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.identity import SlackUser
@@ -23,6 +23,12 @@ class QueueTarget:
     result_thread_ts: str | None = None
     reply_to_message_id: int | None = None
     forward_message_id: int | None = None
+    send_at: float | None = None  # Send later, as a Unix time (the held payload is JSON)
+    draft_id: str | None = None  # the draft the e-mail was written in, deleted once queued
+
+    @property
+    def send_time(self) -> datetime | None:
+        return datetime.fromtimestamp(self.send_at, UTC) if self.send_at is not None else None
 
 
 class PendingSends:

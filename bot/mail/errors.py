@@ -7,7 +7,8 @@ that the Slack layer maps to a sentence for the user.
     ├── LinkUnreadable     "link_unreadable" the stored webhook cannot be decrypted (key removed)
     ├── ConnectTimedOut    "connect_timeout" the portal did not answer the connect probe in time
     ├── SendingCapReached  "sending_cap"     the per-user hourly sending cap is reached
-    └── NotFound           "email_not_found" an outbox e-mail that is not the user's or does not exist
+    ├── NotFound           "email_not_found" an outbox e-mail that is not the user's or does not exist
+    └── TooLateToUndo      "too_late_to_undo" a worker already took the e-mail: it is being sent
 """
 
 from __future__ import annotations
@@ -58,3 +59,9 @@ class EmailNotFound(MailError):
     """No such e-mail in your outbox."""
 
     code = "email_not_found"
+
+
+class TooLateToUndo(MailError):
+    """The e-mail is already on its way: it can no longer be undone or changed."""
+
+    code = "too_late_to_undo"

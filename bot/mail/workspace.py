@@ -36,7 +36,8 @@ class WorkspaceRemoval:
         removed = await self._rows.delete_workspace(enterprise_id=enterprise_id, team_id=team)
         log.info(
             "app uninstalled from enterprise=%s team=%s: removed its installation, %d link(s), "
-            "%d card(s), %d preference row(s), %d policy, %d audit record(s)",
+            "%d card(s), %d preference row(s), %d policy, %d audit record(s), "
+            "%d draft(s)/signature(s)/template(s)",
             enterprise_id,
             team or "(whole org)",
             removed.links,
@@ -44,6 +45,7 @@ class WorkspaceRemoval:
             removed.preferences,
             removed.policies,
             removed.audit_records,
+            removed.writing,
         )
 
     async def tokens_revoked(

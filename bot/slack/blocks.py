@@ -87,6 +87,7 @@ def modal(
     close: str | None = None,
     private_metadata: str = "",
     external_id: str | None = None,
+    notify_on_close: bool = False,
 ) -> Block:
     view: Block = {
         "type": "modal",
@@ -101,4 +102,6 @@ def modal(
         view["close"] = plain(close, TITLE_MAX)
     if external_id is not None:
         view["external_id"] = external_id
+    if notify_on_close:
+        view["notify_on_close"] = True
     return view

@@ -5,7 +5,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 SUBCOMMANDS = frozenset(
-    {"send", "connect", "disconnect", "status", "help", "history", "inbox", "lang", "notify"}
+    {
+        "send",
+        "connect",
+        "disconnect",
+        "status",
+        "help",
+        "history",
+        "inbox",
+        "lang",
+        "notify",
+        "scheduled",
+        "drafts",
+        "signature",
+        "templates",
+    }
 )
 ALIASES = {"compose": "send", "new": "send", "link": "connect", "unlink": "disconnect", "?": "help"}
 MAX_TEXT = 4000

@@ -23,6 +23,7 @@ class ViewOrigin(BaseModel):
     # Where an action's result goes when there is no thread (an ephemeral inbox entry).
     ephemeral: bool | None = None
     resend_of: str | None = Field(default=None, max_length=36)
+    draft_id: str | None = Field(default=None, max_length=36)  # the draft this modal continues
 
     def encode(self) -> str:
         text = self.model_dump_json(exclude_none=True)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from bot.slack import ids
+
 
 def _element(view: Mapping[str, Any], block_id: str, action_id: str) -> Mapping[str, Any]:
     values = view.get("state", {}).get("values", {})
@@ -55,3 +57,14 @@ def selected_values(view: Mapping[str, Any], block_id: str, action_id: str) -> l
         for o in options
         if isinstance(o, Mapping) and isinstance(o.get("value"), str)
     ]
+
+
+def with_people(view: Mapping[str, Any], field_block: str, people_block: str) -> str:
+    """A field's typed addresses plus the people picked for it in its suggestions select."""
+    typed = text_value(view, field_block, ids.ADDRESSES_ACTION)
+    picked = [
+        value
+        for value in selected_values(view, people_block, ids.SUGGEST_ACTION)
+        if value != ids.SUGGEST_HINT_VALUE
+    ]
+    return ", ".join([typed, *picked]) if typed else ", ".join(picked)

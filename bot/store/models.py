@@ -1,4 +1,5 @@
-"""The tables: a user's link to Bitrix24, and the outbox of e-mails with their Slack status."""
+"""The tables: a user's link to Bitrix24, the outbox of e-mails with their Slack status, and a
+user's drafts, signatures and templates."""
 
 from __future__ import annotations
 
@@ -61,6 +62,8 @@ class OutboxStatus(StrEnum):
     SENDING = "sending"
     SENT = "sent"
     FAILED = "failed"
+    # Undone in the undo window, or a scheduled e-mail cancelled before its time: never sent.
+    CANCELLED = "cancelled"
 
 
 class OutboxEmail(Base):
@@ -101,6 +104,12 @@ class OutboxEmail(Base):
     status: Mapped[str] = mapped_column(String(16), default=OutboxStatus.QUEUED)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # The earliest moment the e-mail may leave: the end of the undo window, or the time the
+    # user chose (send_at, set only for "Send later"). Claims go by next_attempt_at, which
+    # starts out equal to it; these two stay as submitted, for the status message and history.
+    not_before: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    send_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     deadline_at: Mapped[datetime] = mapped_column(UTCDateTime())
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -243,3 +252,63 @@ class PollPacing(Base):
 
     portal_host: Mapped[str] = mapped_column(String(255), primary_key=True)
     next_slot_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Draft(Base):
+    """A compose or reply modal closed with content. Everything typed is in `content_encrypted`
+    (JSON, encrypted with the webhook's keys): recipients and body are as private as the mail."""
+
+    __tablename__ = "drafts"
+    __table_args__ = (Index("ix_drafts_owner_updated", "team_id", "slack_user_id", "updated_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    enterprise_id: Mapped[str] = mapped_column(String(SLACK_ID), default="")
+    team_id: Mapped[str] = mapped_column(String(SLACK_ID))
+    slack_user_id: Mapped[str] = mapped_column(String(SLACK_ID))
+    content_encrypted: Mapped[str] = mapped_column(Text)
+    # "Start a new e-mail" was chosen over it: /b24mail stops offering it (it stays listed).
+    dismissed: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"Draft(id={self.id!r}, slack_user_id={self.slack_user_id!r})"
+
+
+class Signature(Base):
+    """A user's signature for one of their sender addresses, as Slack rich text (JSON)."""
+
+    __tablename__ = "signatures"
+    __table_args__ = (
+        UniqueConstraint("enterprise_id", "team_id", "slack_user_id", "sender_email"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    enterprise_id: Mapped[str] = mapped_column(String(SLACK_ID), default="")
+    team_id: Mapped[str] = mapped_column(String(SLACK_ID))
+    slack_user_id: Mapped[str] = mapped_column(String(SLACK_ID))
+    sender_email: Mapped[str] = mapped_column(String(320))
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)  # the rich_text block
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"Signature(slack_user_id={self.slack_user_id!r}, sender={self.sender_email!r})"
+
+
+class Template(Base):
+    """A user's named subject and body, to start an e-mail from."""
+
+    __tablename__ = "templates"
+    __table_args__ = (UniqueConstraint("enterprise_id", "team_id", "slack_user_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    enterprise_id: Mapped[str] = mapped_column(String(SLACK_ID), default="")
+    team_id: Mapped[str] = mapped_column(String(SLACK_ID))
+    slack_user_id: Mapped[str] = mapped_column(String(SLACK_ID))
+    name: Mapped[str] = mapped_column(String(75))
+    subject: Mapped[str] = mapped_column(Text)
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)  # the rich_text block
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"Template(id={self.id!r}, name={self.name!r})"

@@ -18,7 +18,7 @@ from sqlalchemy.sql.expression import Executable
 from bot.store.audit import AuditPost, AuditRecord
 from bot.store.confirmations import PendingSend
 from bot.store.db import SessionFactory
-from bot.store.models import EmailCard, Link
+from bot.store.models import Draft, EmailCard, Link, Signature, Template
 from bot.store.policy import WorkspacePolicyRow
 from bot.store.preferences import UserPreference
 
@@ -51,6 +51,7 @@ class RemovedRows:
     preferences: int
     policies: int = 0
     audit_records: int = 0
+    writing: int = 0  # drafts, signatures and templates
 
 
 class WorkspaceRepository:
@@ -68,8 +69,8 @@ class WorkspaceRepository:
         self, *, enterprise_id: str | None, team_id: str | None
     ) -> RemovedRows:
         """Installation, links, e-mail cards, preferences, e-mail policy, audit log (with its
-        unposted channel lines) and e-mails held for confirmation of a workspace (of a whole org
-        install when team_id is None), all or nothing."""
+        unposted channel lines), e-mails held for confirmation, drafts, signatures and templates
+        of a workspace (of a whole org install when team_id is None), all or nothing."""
         ours = enterprise_id or ""  # b24mail's tables key non-Grid workspaces with ""
         async with self._sessions.begin() as session:
             removed = RemovedRows(
@@ -84,6 +85,12 @@ class WorkspaceRepository:
                 ),
                 audit_records=await _count(
                     session, _of_team(delete(AuditRecord), AuditRecord, ours, team_id)
+                ),
+                writing=sum(
+                    [
+                        await _count(session, _of_team(delete(model), model, ours, team_id))
+                        for model in (Draft, Signature, Template)
+                    ]
                 ),
             )
             await session.execute(_of_team(delete(AuditPost), AuditPost, ours, team_id))
@@ -122,7 +129,10 @@ def _of_team(
     | type[WorkspacePolicyRow]
     | type[AuditRecord]
     | type[AuditPost]
-    | type[PendingSend],
+    | type[PendingSend]
+    | type[Draft]
+    | type[Signature]
+    | type[Template],
     enterprise_id: str,
     team_id: str | None,
 ) -> Delete:

@@ -351,12 +351,14 @@ def view_closed(
     private_metadata: str | None = None,
     is_cleared: bool = False,
     team_domain: str = "acme",
+    values: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A ``view_closed`` payload (sent only for views with notify_on_close)."""
+    """A ``view_closed`` payload (sent only for views with notify_on_close); like Slack's, its
+    view carries the state the user left (``values``)."""
     view = _view_from(
         from_view,
         callback_id=callback_id,
-        values={},
+        values=dict(values or {}),
         private_metadata=private_metadata,
         team_id=team_id,
         view_id=None,

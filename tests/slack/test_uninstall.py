@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.identity import SlackUser
 from bot.store.cards import CardRepository, NewCard
-from bot.store.models import EmailCard, OutboxEmail
+from bot.store.models import Draft, EmailCard, OutboxEmail, Signature, Template
 from bot.store.outbox import OutboxStatus
 from bot.store.preferences import PreferenceRepository, UserPreference
 from bot.worker import Worker
@@ -56,10 +56,16 @@ async def seed(app: RunningApp, portal: FakePortal, user: SlackUser, b24_id: int
         )
     )
     await PreferenceRepository(sessions=app.services.sessions).set_language(user, "ru")
+    writing = app.services.writing
+    await writing.keep_draft(user, {"subject": "unfinished"}, draft_id=None)
+    body = {"type": "rich_text", "elements": []}
+    await writing.set_signature(user, "a@corp.example", body)
+    assert await writing.add_template(user, name="T", subject="S", body=body) is None
 
 
 async def teams_with(
-    engine: AsyncEngine, model: type[EmailCard] | type[UserPreference]
+    engine: AsyncEngine,
+    model: type[EmailCard] | type[UserPreference] | type[Draft] | type[Signature] | type[Template],
 ) -> set[str]:
     async with engine.connect() as connection:
         return set((await connection.execute(select(model.team_id))).scalars())
@@ -86,6 +92,8 @@ async def test_app_uninstalled_removes_that_workspace_only(
         assert await app.services.link_repository.get(ALICE) is not None
         assert await teams_with(engine, EmailCard) == {"T0001"}
         assert await teams_with(engine, UserPreference) == {"T0001"}
+        for model in (Draft, Signature, Template):
+            assert await teams_with(engine, model) == {"T0001"}
         # Slack retries events: a second delivery changes nothing and is still answered 200.
         await event(app, app_uninstalled(team_id="T0002"))
         assert await app.services.link_repository.get(ALICE) is not None

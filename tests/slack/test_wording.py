@@ -49,7 +49,14 @@ from bot.slack.render.reply import (
     reply_modal,
     target_option,
 )
-from bot.slack.render.status import history_blocks, status_message
+from bot.slack.render.status import history_blocks, scheduled_blocks, status_message
+from bot.slack.render.writing import (
+    draft_offer_blocks,
+    drafts_blocks,
+    signature_modal,
+    template_modal,
+    templates_blocks,
+)
 from bot.slack.wording import CATALOGUES, LANGUAGES, Texts, catalogue_path
 from bot.store.models import Link, OutboxEmail
 from bot.store.outbox import OutboxStatus
@@ -370,6 +377,17 @@ def modals(t: Texts) -> dict[str, dict[str, Any]]:
         "event": event_modal(
             t, origin=origin.model_copy(update={"message_id": 7, "ephemeral": True}), now=MOMENT
         ),
+        "compose_later": compose_modal(
+            t,
+            senders=SENDERS,
+            prefill=Prefill(subject=LONG_SUBJECT, body=RICH_BODY, send_at=MOMENT),
+            private_metadata=origin.encode(),
+            templates=[(n, f"Шаблон {n} " + "x" * 80) for n in range(60)],
+        ),
+        "signature": signature_modal(
+            t, senders=SENDERS, signatures={str(s["email"]).lower(): RICH_BODY for s in SENDERS}
+        ),
+        "template": template_modal(t),
         "reply_loading": loading_modal(t, private_metadata=origin.encode()),
         "reply_problem": problem_modal(
             t, t("reply.other_portal", portal=LONG_HOST, host=LONG_HOST)
@@ -432,7 +450,40 @@ def messages(t: Texts) -> dict[str, list[dict[str, Any]]]:
             * 3,
         ),
         "history_empty": history_blocks(t, []),
+        "history_later": history_blocks(
+            t,
+            [
+                email_row(OutboxStatus.QUEUED, attempts=0, not_before=MOMENT, send_at=MOMENT),
+                email_row(OutboxStatus.CANCELLED, cancelled_at=MOMENT),
+            ]
+            * 5,
+        ),
+        "scheduled": scheduled_blocks(
+            t, [email_row(OutboxStatus.QUEUED, attempts=0, not_before=MOMENT, send_at=MOMENT)] * 20
+        ),
+        "scheduled_empty": scheduled_blocks(t, []),
+        "drafts": drafts_blocks(
+            t,
+            [
+                (f"d{n}", MOMENT, {"to": ", ".join(RECIPIENTS_50), "subject": LONG_SUBJECT})
+                for n in range(20)
+            ],
+            kept_days=30,
+        ),
+        "drafts_bare": drafts_blocks(t, [("d", MOMENT, {})], kept_days=1),
+        "drafts_empty": drafts_blocks(t, [], kept_days=30),
+        "draft_offer": draft_offer_blocks(t, "d", {"subject": LONG_SUBJECT, "to": "a@b.example"}),
+        "templates": templates_blocks(t, [(n, "x" * 75, LONG_SUBJECT) for n in range(20)]),
+        "templates_empty": templates_blocks(t, []),
     }
+    out["status_undo"] = status_message(
+        t,
+        email_row(OutboxStatus.QUEUED, attempts=0, not_before=MOMENT + timedelta(seconds=10)),
+    )[1]
+    out["status_scheduled"] = status_message(
+        t, email_row(OutboxStatus.QUEUED, attempts=0, not_before=MOMENT, send_at=MOMENT)
+    )[1]
+    out["status_cancelled"] = status_message(t, email_row(OutboxStatus.CANCELLED))[1]
     for state in (OutboxStatus.QUEUED, OutboxStatus.SENT):
         out[f"status_{state}"] = status_message(t, email_row(state))[1]
     for code in ("rate_limited", "operation_time_limit", "timeout", "unknown_code"):

@@ -40,6 +40,8 @@ def make_settings(*, database_url: str, slack: FakeSlack, **overrides: Any) -> S
         "bitrix24_burst": 1000,
         # The fake portal ends every request within a second (Bitrix24: 60 s).
         "bitrix24_request_limit": 1.0,
+        # No undo window unless a test is about it: e-mails leave at once.
+        "b24mail_undo_seconds": 0,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -16,12 +16,14 @@ from bot.slack.listeners import (
     forward,
     home,
     inbox,
+    later,
     message_actions,
     notify,
     recipients,
     reply,
     reply_options,
     views,
+    writing,
 )
 from bot.slack.middleware import RequestScope
 
@@ -38,6 +40,8 @@ def register_all(app: AsyncApp, services: Services) -> None:
         views,
         actions,
         compose,
+        later,
+        writing,
         inbox,
         reply,
         reply_options,

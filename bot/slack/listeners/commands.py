@@ -14,7 +14,9 @@ from bot.slack.listeners.command_call import CommandCall
 from bot.slack.listeners.compose import open_compose, show_history
 from bot.slack.listeners.home import refresh_home
 from bot.slack.listeners.inbox import show_inbox
+from bot.slack.listeners.later import show_scheduled
 from bot.slack.listeners.notify import notify_command
+from bot.slack.listeners.writing import open_signature, show_drafts, show_templates
 from bot.slack.render.connect import (
     connect_modal,
     escape_mrkdwn,
@@ -141,6 +143,10 @@ async def _lang(call: CommandCall) -> None:
 _HANDLERS = {
     "send": open_compose,
     "history": show_history,
+    "scheduled": show_scheduled,
+    "drafts": show_drafts,
+    "signature": open_signature,
+    "templates": show_templates,
     "inbox": show_inbox,
     "notify": notify_command,
     "help": _help,

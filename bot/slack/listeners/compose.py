@@ -10,13 +10,16 @@ from bot.mail.addresses import parse_address_list
 from bot.mail.compose import FieldProblem
 from bot.mail.errors import MailError
 from bot.slack import ids
+from bot.slack.drafting import resend_modal
 from bot.slack.errors import explain
 from bot.slack.listeners.command_call import CommandCall
 from bot.slack.listeners.submission import submit_email
+from bot.slack.listeners.writing import new_compose_view
 from bot.slack.metadata import ViewOrigin
-from bot.slack.render.compose import BLOCK_OF_FIELD, Prefill, compose_modal
 from bot.slack.render.connect import connect_prompt
+from bot.slack.render.reply import field_block_ids
 from bot.slack.render.status import history_blocks
+from bot.slack.render.writing import draft_offer_blocks, draft_summary
 from bot.slack.slack_calls import open_view_or_explain
 from bot.slack.wording import Texts
 
@@ -37,15 +40,26 @@ async def open_compose(call: CommandCall) -> None:
     if link is None:
         await call.ack(text=call.t("connect.prompt"), blocks=connect_prompt(call.t))
         return
-    await call.ack()
-    prefill = Prefill(
+    if not call.parsed.argument:
+        # An e-mail left unfinished: offer it before starting another one.
+        last = await services.writing.last_draft(call.user)
+        if last is not None:
+            draft, content = last
+            await call.ack(
+                text=call.t("drafts.offer", summary=draft_summary(call.t, content)),
+                blocks=draft_offer_blocks(call.t, draft.id, content),
+            )
+            return
+    view = await new_compose_view(
+        services,
+        call.t,
+        call.user,
+        link.senders,
+        link.last_sender,
+        call.origin.channel_id,
         to=_addresses_argument(call.parsed.argument),
-        sender_email=_last_sender_email(link),
-        post_to=call.origin.channel_id,
     )
-    view = compose_modal(
-        call.t, senders=link.senders, prefill=prefill, private_metadata=call.origin.encode()
-    )
+    await call.ack()
     services.background.spawn(
         _open_then_refresh(
             services, call.client, call.trigger_id, view, call.respond, call.t, call.user, link
@@ -100,7 +114,8 @@ async def on_submit(
         user=user,
         view=view,
         origin=origin,
-        blocks=BLOCK_OF_FIELD,
+        # A template fills the subject and body under new block ids (see on_template_chosen).
+        blocks=field_block_ids(view),
         reply_to_message_id=origin.reply_to_message_id,
     )
 
@@ -146,29 +161,7 @@ async def on_edit(
             name="edit-refused",
         )
         return
-    origin = ViewOrigin(
-        channel_id=email.result_channel,
-        thread_ts=email.result_thread_ts,
-        reply_to_message_id=email.reply_to_message_id,
-        forward_message_id=email.forward_message_id,
-        resend_of=email.id,
-    )
-    prefill = Prefill(
-        sender_email=_email_of(email.sender),
-        to=", ".join(email.to_addrs),
-        cc=", ".join(email.cc_addrs),
-        bcc=", ".join(email.bcc_addrs),
-        subject=email.subject,
-        body=email.body_source,
-        post_to=email.result_channel if email.result_channel[:1] in "CGD" else None,
-    )
-    view = compose_modal(
-        t,
-        senders=link.senders,
-        prefill=prefill,
-        private_metadata=origin.encode(),
-        callback_id=_resend_view(email.reply_to_message_id, email.forward_message_id),
-    )
+    view = resend_modal(t, email, senders=link.senders)
     services.background.spawn(
         open_view_or_explain(
             client=client, trigger_id=body["trigger_id"], view=view, respond=respond, t=t
@@ -192,22 +185,6 @@ def _addresses_argument(argument: str) -> str:
     # user sees and fixes them instead of losing them.
     kept = [a.formatted() for a in parsed.addresses] + list(parsed.invalid)
     return "\n".join(kept) if parsed.invalid else ", ".join(kept)
-
-
-def _resend_view(reply_to_message_id: int | None, forward_message_id: int | None) -> str:
-    """The modal an e-mail is edited in is the one that sends it as the same kind again."""
-    if forward_message_id:
-        return ids.FORWARD_VIEW
-    return ids.REPLY_VIEW if reply_to_message_id else ids.COMPOSE_VIEW
-
-
-def _last_sender_email(link: Link) -> str | None:
-    return _email_of(link.last_sender) if link.last_sender else None
-
-
-def _email_of(sender: str) -> str | None:
-    parsed = parse_address_list(sender)
-    return parsed.addresses[0].email if parsed.addresses else None
 
 
 __all__ = [

@@ -15,6 +15,7 @@ from bot.identity import SlackUser
 from bot.mail.errors import MailError
 from bot.mail.replying import OtherPortal
 from bot.slack import ids
+from bot.slack.drafting import with_signature
 from bot.slack.errors import explain
 from bot.slack.listeners.message_actions import ResultPlace
 from bot.slack.listeners.reply import LOAD_TIME_BOX, update_view
@@ -23,7 +24,7 @@ from bot.slack.metadata import ViewOrigin
 from bot.slack.render.card import CardRef, card_reference_from_value
 from bot.slack.render.compose import BLOCK_OF_FIELD
 from bot.slack.render.connect import connect_prompt
-from bot.slack.render.forward import forward_modal
+from bot.slack.render.forward import forward_modal, forward_sender
 from bot.slack.render.reply import loading_modal, problem_modal
 from bot.slack.slack_calls import open_view_or_explain
 from bot.slack.wording import Texts
@@ -152,6 +153,8 @@ async def _open_then_fill(
         )
         view = problem_modal(t, _why_not(t, exc))
     else:
+        sender = forward_sender(link.senders, original, link.last_sender)
+        signature = await services.writing.signature_for(user, sender)
         view = forward_modal(
             t,
             senders=link.senders,
@@ -159,6 +162,7 @@ async def _open_then_fill(
             origin=origin,
             original=original,
             show_post_to=show_post_to,
+            note=with_signature(None, signature),
         )
     await update_view(client, view_id=view_id, view=view)
 

@@ -14,16 +14,14 @@ from typing import TYPE_CHECKING, Any
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.identity import SlackUser
-from bot.mail.addresses import parse_address_list
 from bot.mail.compose import FieldProblem
 from bot.mail.errors import SendingCapReached
 from bot.mail.policy import NotAnAdmin, policy_from_form
 from bot.slack import ids
 from bot.slack.admins import is_workspace_admin
 from bot.slack.blocks import modal, section
-from bot.slack.metadata import ViewOrigin
+from bot.slack.listeners.writing import new_compose_view
 from bot.slack.middleware import USER_IN_CONTEXT
-from bot.slack.render.compose import Prefill, compose_modal
 from bot.slack.render.home import HomeState, home_view, language_choice
 from bot.slack.render.policy import (
     confirm_gone_view,
@@ -111,13 +109,8 @@ async def on_write(
     if link is None:
         refresh_home(services, client, user)
         return
-    last = link.last_sender
-    view = compose_modal(
-        t,
-        senders=link.senders,
-        prefill=Prefill(sender_email=_email_of(last) if last else None),
-        private_metadata=ViewOrigin().encode(),
-    )
+    # With the sender's signature and the user's templates, as from /b24mail.
+    view = await new_compose_view(services, t, user, link.senders, link.last_sender, None)
     services.background.spawn(
         open_view_or_explain(
             client=client, trigger_id=body["trigger_id"], view=view, respond=None, t=t
@@ -237,12 +230,14 @@ async def on_confirm_submit(
             reply_to_message_id=target.reply_to_message_id,
             forward_message_id=target.forward_message_id,
             hourly_cap=services.policy.hourly_cap(policy),
+            send_at=target.send_time,
         )
     except SendingCapReached as exc:
         await ack(response_action="update", view=_message_modal(t, t.error(exc.code, cap=exc.cap)))
         return
     await ack(response_action="clear")
     services.notify_wakeup.notify()
+    await services.writing.discard(user, target.draft_id)
 
 
 def _message_modal(t: Texts, text: str) -> dict[str, Any]:
@@ -262,11 +257,6 @@ def _policy_errors(t: Texts, problems: list[FieldProblem]) -> dict[str, str]:
 
 def _who(user: SlackUser) -> tuple[str, str]:
     return user.user_id, user.team_id
-
-
-def _email_of(sender: str) -> str | None:
-    parsed = parse_address_list(sender)
-    return parsed.addresses[0].email if parsed.addresses else None
 
 
 def register(app: AsyncApp) -> None:

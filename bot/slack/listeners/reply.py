@@ -27,6 +27,7 @@ from bot.mail.replying import (
     reply_all_cc,
 )
 from bot.slack import ids
+from bot.slack.drafting import with_signature
 from bot.slack.errors import explain
 from bot.slack.listeners.submission import submit_email
 from bot.slack.metadata import ViewOrigin
@@ -111,11 +112,10 @@ async def on_shortcut(
             name="open-reply-modal",
         )
         return
+    draft = blank_draft(link)
+    form = await signed(services, user, form, draft.sender_email)
     view = reply_modal(
-        t,
-        senders=link.senders,
-        form=form.with_changes(choose_target=True),
-        draft=blank_draft(link),
+        t, senders=link.senders, form=form.with_changes(choose_target=True), draft=draft
     )
     services.background.spawn(
         open_view_or_explain(client=client, trigger_id=trigger_id, view=view, respond=respond, t=t),
@@ -248,6 +248,7 @@ async def open_then_fill(
         form=form,
         target_id=target.message_id,
         portal=target.portal,
+        sign=True,
     )
 
 
@@ -262,8 +263,12 @@ async def fill_reply_view(
     form: ReplyForm,
     target_id: int,
     portal: str | None = None,
+    sign: bool = False,
 ) -> None:
-    """Fetch the e-mail to answer and show the prefilled form, or say why it cannot be answered."""
+    """Fetch the e-mail to answer and show the prefilled form, or say why it cannot be answered.
+
+    `sign`: the body is shown for the first time, so it gets the signature of the sender the
+    reply goes from (a refill keeps the body the user already has, signature included)."""
     try:
         async with asyncio.timeout(LOAD_TIME_BOX):
             original = await services.replying.original(user, target_id, portal=portal)
@@ -289,6 +294,14 @@ async def fill_reply_view(
         else:
             view = problem_modal(t, reason)
     else:
+        if sign:
+            sender = build_reply_draft(
+                original,
+                senders=link.senders,
+                last_sender=link.last_sender,
+                reply_all=form.reply_all,
+            ).sender_email
+            form = await signed(services, user, form, sender)
         view = prefilled_modal(t, link=link, form=form, original=original)
     await update_view(client, view_id=view_id, view=view)
 
@@ -305,6 +318,16 @@ def prefilled_modal(t: Texts, *, link: Link, form: ReplyForm, original: Message)
         original=original,
         reply_all_cc=reply_all_cc(original, senders=link.senders),
     )
+
+
+async def signed(
+    services: Services, user: SlackUser, form: ReplyForm, sender_email: str | None
+) -> ReplyForm:
+    """The form with the sender's signature after the body (unchanged without a signature)."""
+    signature = await services.writing.signature_for(user, sender_email)
+    if signature is None:
+        return form
+    return form.with_changes(body=with_signature(form.body, signature))
 
 
 def blank_draft(link: Link) -> ReplyDraft:

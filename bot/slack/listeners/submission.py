@@ -7,14 +7,16 @@ for its sender's confirmation (bot/slack/listeners/home.py takes the answer)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from bot.identity import SlackUser
-from bot.mail.compose import ComposeInput, ValidEmail, validate_compose
+from bot.mail.compose import ComposeInput, ValidEmail, check_send_at, validate_compose
 from bot.mail.confirming import QueueTarget
 from bot.mail.errors import SendingCapReached
 from bot.mail.policy import WorkspacePolicy
 from bot.slack import ids
+from bot.slack.drafting import selected_datetime
 from bot.slack.metadata import ViewOrigin
 from bot.slack.render.compose import inline_errors
 from bot.slack.render.policy import confirm_outside_view, refusal_text
@@ -23,10 +25,11 @@ from bot.slack.view_state import (
     rich_text_value,
     selected_conversation,
     selected_value,
-    selected_values,
     text_value,
+    with_people,
 )
 from bot.slack.wording import Texts
+from bot.store.base import utcnow
 
 if TYPE_CHECKING:
     from slack_bolt.async_app import AsyncAck
@@ -71,20 +74,22 @@ async def submit_email(
         blocks=blocks,
         policy=policy,
     )
-    if not isinstance(result, ValidEmail):
+    if isinstance(result, dict):
         await ack(response_action="errors", errors=result)
         return
+    email, send_at = result
     await _queue_email(
         services=services,
         ack=ack,
         view=view,
         t=t,
         user=user,
-        email=result,
+        email=email,
         origin=origin,
         reply_to_message_id=reply_to_message_id,
         policy=policy,
         forward_message_id=forward_message_id,
+        send_at=send_at,
     )
 
 
@@ -98,8 +103,9 @@ async def _checked_email(
     view: Mapping[str, Any],
     blocks: Mapping[str, str],
     policy: WorkspacePolicy,
-) -> ValidEmail | dict[str, str]:
-    """The e-mail ready to queue, or the inline errors ({block_id: message}) to ack with."""
+) -> tuple[ValidEmail, datetime | None] | dict[str, str]:
+    """The e-mail ready to queue and its Send at time, or the inline errors
+    ({block_id: message}) to ack with."""
     body = rich_text_value(view, blocks["body"], ids.BODY_ACTION)
     mentioned, _channels = collect_mentions(body) if body else (set(), set())
     resolved = await services.user_names.resolve(client, mentioned) if mentioned else {}
@@ -116,8 +122,11 @@ async def _checked_email(
         senders=link.senders,
         max_recipients=services.settings.b24mail_max_recipients,
     )
-    if isinstance(result, list):
-        return inline_errors(t, result, blocks)
+    send_at = selected_datetime(view, blocks.get("send_at", ids.SEND_AT_BLOCK), ids.SEND_AT_ACTION)
+    late = check_send_at(send_at, now=utcnow())
+    problems = (result if isinstance(result, list) else []) + ([late] if late else [])
+    if problems or not isinstance(result, ValidEmail):
+        return inline_errors(t, problems, blocks)
     verdict = services.policy.check(policy, [*result.to, *result.cc, *result.bcc])
     if verdict.refusal is not None:
         return {
@@ -127,7 +136,7 @@ async def _checked_email(
         await services.sending.check_cap(user, cap=services.policy.hourly_cap(policy))
     except SendingCapReached as exc:
         return {blocks["to"]: t.error(exc.code, cap=exc.cap)}
-    return result
+    return result, send_at
 
 
 def _block_of(address: str, email: ValidEmail, blocks: Mapping[str, str]) -> str:
@@ -149,6 +158,7 @@ async def _queue_email(
     origin: ViewOrigin,
     reply_to_message_id: int | None,
     policy: WorkspacePolicy,
+    send_at: datetime | None,
     forward_message_id: int | None = None,
 ) -> None:
     """Queue a checked e-mail, close the modal, and let the status message be posted.
@@ -167,6 +177,8 @@ async def _queue_email(
         result_thread_ts=origin.thread_ts if channel == origin.channel_id else None,
         reply_to_message_id=reply_to_message_id,
         forward_message_id=forward_message_id,
+        send_at=send_at.timestamp() if send_at else None,
+        draft_id=origin.draft_id,
     )
     outside = services.policy.check(policy, [*email.to, *email.cc, *email.bcc]).outside
     if outside and policy.confirm_outside:
@@ -189,17 +201,9 @@ async def _queue_email(
         reply_to_message_id=target.reply_to_message_id,
         forward_message_id=target.forward_message_id,
         hourly_cap=services.policy.hourly_cap(policy),
+        send_at=send_at,
     )
     await ack()
     services.notify_wakeup.notify()
-
-
-def with_people(view: Mapping[str, Any], field_block: str, people_block: str) -> str:
-    """A field's typed addresses plus the people picked for it in its suggestions select."""
-    typed = text_value(view, field_block, ids.ADDRESSES_ACTION)
-    picked = [
-        value
-        for value in selected_values(view, people_block, ids.SUGGEST_ACTION)
-        if value != ids.SUGGEST_HINT_VALUE
-    ]
-    return ", ".join([typed, *picked]) if typed else ", ".join(picked)
+    # The draft this modal continued has become an e-mail.
+    await services.writing.discard(user, origin.draft_id)

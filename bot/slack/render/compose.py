@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from bot.mail.compose import FieldProblem
@@ -19,6 +20,7 @@ BLOCK_OF_FIELD = {
     "subject": ids.SUBJECT_BLOCK,
     "body": ids.BODY_BLOCK,
     "reply_target": ids.REPLY_TARGET_BLOCK,
+    "send_at": ids.SEND_AT_BLOCK,
 }
 MAX_SENDER_OPTIONS = 100
 
@@ -32,6 +34,7 @@ class Prefill:
     subject: str = ""
     body: Mapping[str, Any] | None = None
     post_to: str | None = None
+    send_at: datetime | None = None
     extra_blocks: Sequence[Block] = field(default_factory=tuple)
 
 
@@ -48,6 +51,7 @@ def compose_modal(
     block_ids: Mapping[str, str] | None = None,
     show_post_to: bool = True,
     body_label_key: str = "compose.body",
+    templates: Sequence[tuple[int, str]] = (),
 ) -> Block:
     """The modal; `block_ids` renames fields' blocks (field → block id), so that a views.update
     can replace values Slack would otherwise keep from the user's earlier entry."""
@@ -75,6 +79,8 @@ def compose_modal(
     blocks: list[Block] = list(leading_blocks)
     if notice:
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": notice}]})
+    if templates:
+        blocks.append(template_picker(t, templates))
     blocks += [
         _input(
             bid["from"],
@@ -102,6 +108,7 @@ def compose_modal(
         ),
         _input(bid["body"], t(body_label_key), _body_element(prefill.body)),
         *prefill.extra_blocks,
+        send_at_input(t, prefill.send_at),
     ]
     if show_post_to:
         blocks.append(
@@ -114,7 +121,42 @@ def compose_modal(
         close=t("compose.close"),
         blocks=blocks,
         private_metadata=private_metadata,
+        # Closing it with something typed keeps a draft (the view_closed listener).
+        notify_on_close=True,
     )
+
+
+def send_at_input(t: Texts, initial: datetime | None) -> Block:
+    """Send later: an optional date and time. Slack's picker shows and reads it in the user's
+    own Slack time zone and hands us a Unix time, so no zone arithmetic happens here."""
+    element: Block = {"type": "datetimepicker", "action_id": ids.SEND_AT_ACTION}
+    if initial is not None:
+        element["initial_date_time"] = int(initial.timestamp())
+    return _input(
+        ids.SEND_AT_BLOCK,
+        t("compose.send_at"),
+        element,
+        optional=True,
+        hint=t("compose.send_at_hint"),
+    )
+
+
+def template_picker(t: Texts, templates: Sequence[tuple[int, str]]) -> Block:
+    """Start from a template: choosing one fills the subject and body at once (views.update)."""
+    return {
+        "type": "actions",
+        "block_id": ids.TEMPLATE_BLOCK,
+        "elements": [
+            {
+                "type": "static_select",
+                "action_id": ids.TEMPLATE_ACTION,
+                "placeholder": plain(t("compose.template"), 150),
+                "options": [
+                    option(name, str(template_id)) for template_id, name in templates[:100]
+                ],
+            }
+        ],
+    }
 
 
 def inline_errors(

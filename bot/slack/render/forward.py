@@ -24,18 +24,20 @@ def forward_modal(
     origin: ViewOrigin,
     original: Message,
     show_post_to: bool,
+    note: Mapping[str, Any] | None = None,
 ) -> Block:
-    """From the mailbox the e-mail arrived in (when the user may send from it), To left empty."""
+    """From the mailbox the e-mail arrived in (when the user may send from it), To left empty.
+
+    `note`: the note's initial rich text (the sender's signature)."""
     intro = t(
         "forward.intro",
         subject=escape_mrkdwn(original.subject.strip() or t("inbox.no_subject")),
         sender=escape_mrkdwn(display_sender(original.from_) or "—"),
     )
     prefill = Prefill(
-        sender_email=default_sender_email(
-            senders, preferred=original.mailbox_email, last_sender=last_sender
-        ),
+        sender_email=forward_sender(senders, original, last_sender),
         subject=forward_subject(original.subject),
+        body=note,
         post_to=origin.channel_id if show_post_to else None,
     )
     return compose_modal(
@@ -49,3 +51,10 @@ def forward_modal(
         show_post_to=show_post_to,
         body_label_key="forward.note",
     )
+
+
+def forward_sender(
+    senders: Sequence[Mapping[str, Any]], original: Message, last_sender: str | None
+) -> str | None:
+    """The mailbox the e-mail arrived in, when the user may send from it; else their usual."""
+    return default_sender_email(senders, preferred=original.mailbox_email, last_sender=last_sender)

@@ -29,6 +29,9 @@ def recipients_summary(t: Texts, addresses: Sequence[str]) -> str:
 def state_key(email: OutboxEmail) -> str:
     if email.status in (OutboxStatus.QUEUED, OutboxStatus.SENDING) and email.error_code:
         return "retrying"
+    if email.status == OutboxStatus.QUEUED and email.attempts == 0 and email.not_before:
+        # Waiting for its time: the one the user chose, or the end of the undo window.
+        return "scheduled" if email.send_at is not None else "undo"
     if email.status in (OutboxStatus.QUEUED, OutboxStatus.SENDING):
         return OutboxStatus.QUEUED
     return email.status
@@ -52,6 +55,39 @@ def status_message(
     if key == OutboxStatus.QUEUED:
         text = t("status_msg.queued", subject=subject, sender=sender, recipients=recipients)
         blocks.append(section(text))
+    elif key == "undo":
+        assert email.not_before is not None
+        seconds = max(1, round((email.not_before - email.created_at).total_seconds()))
+        text = t(
+            "status_msg.undo_window",
+            seconds=seconds,
+            subject=subject,
+            sender=sender,
+            recipients=recipients,
+        )
+        blocks += [
+            section(text),
+            actions(button(t("status_msg.undo"), action_id=ids.UNDO_ACTION, value=email.id)),
+        ]
+    elif key == "scheduled":
+        assert email.not_before is not None
+        text = t(
+            "status_msg.scheduled",
+            subject=subject,
+            recipients=recipients,
+            when=_when(t, email.not_before),
+        )
+        blocks += [section(text), scheduled_actions(t, email)]
+    elif key == OutboxStatus.CANCELLED:
+        text = t("status_msg.cancelled", subject=subject, recipients=recipients)
+        blocks += [
+            section(text),
+            actions(
+                button(
+                    t("status_msg.edit_cancelled"), action_id=ids.EDIT_RESEND_ACTION, value=email.id
+                )
+            ),
+        ]
     elif key == "retrying":
         when = slack_date(email.next_attempt_at, t.format_time(email.next_attempt_at))
         text = t(
@@ -105,7 +141,23 @@ def status_message(
     return text, blocks
 
 
+def scheduled_actions(t: Texts, email: OutboxEmail) -> Block:
+    """Send now, Edit and Cancel of an e-mail waiting for its time (status and the list)."""
+    return actions(
+        button(t("scheduled.send_now"), action_id=ids.SEND_NOW_ACTION, value=email.id),
+        button(t("scheduled.edit"), action_id=ids.EDIT_SCHEDULED_ACTION, value=email.id),
+        button(
+            t("scheduled.cancel"),
+            action_id=ids.CANCEL_SCHEDULED_ACTION,
+            value=email.id,
+            style="danger",
+        ),
+    )
+
+
 def history_blocks(t: Texts, emails: Sequence[OutboxEmail]) -> list[Block]:
+    """The user's last e-mails: scheduled ones with their time, the others with when they were
+    sent, cancelled or submitted."""
     if not emails:
         return [section(t("history.empty"))]
     icons: dict[str, str] = {
@@ -113,24 +165,60 @@ def history_blocks(t: Texts, emails: Sequence[OutboxEmail]) -> list[Block]:
         OutboxStatus.SENDING: ":outbox_tray:",
         OutboxStatus.SENT: ":white_check_mark:",
         OutboxStatus.FAILED: ":x:",
+        OutboxStatus.CANCELLED: ":leftwards_arrow_with_hook:",
+        "scheduled": ":calendar:",
     }
-    lines = [
-        t(
-            "history.line",
-            icon=icons.get(e.status, ":grey_question:"),
-            subject=_history_subject(t, e),
-            recipients=recipients_summary(t, e.to_addrs),
-            when=_when(t, e.created_at),
-            status=t(f"history.status.{e.status}"),
+    lines = []
+    for e in emails:
+        key = "scheduled" if state_key(e) == "scheduled" else str(e.status)
+        lines.append(
+            t(
+                "history.line",
+                icon=icons.get(key, ":grey_question:"),
+                subject=_history_subject(t, e),
+                recipients=recipients_summary(t, e.to_addrs),
+                when=_when(t, _moment(e, key)),
+                status=t(f"history.status.{key}"),
+            )
         )
-        for e in emails
-    ]
     return [header(t("history.title")), section("\n".join(lines))]
 
 
 def _history_subject(t: Texts, email: OutboxEmail) -> str:
     subject = escape_mrkdwn(email.subject)
     return t("history.forward_subject", subject=subject) if email.kind == "forward" else subject
+
+
+def scheduled_blocks(t: Texts, emails: Sequence[OutboxEmail]) -> list[Block]:
+    """`/b24mail scheduled`: what waits for its time, soonest first, each with its buttons."""
+    if not emails:
+        return [section(t("scheduled.empty"))]
+    blocks: list[Block] = [header(t("scheduled.title"))]
+    for e in emails[:15]:  # three blocks each, within a message's 50
+        assert e.not_before is not None
+        blocks += [
+            section(
+                t(
+                    "scheduled.line",
+                    subject=escape_mrkdwn(e.subject),
+                    recipients=recipients_summary(t, e.to_addrs),
+                    when=_when(t, e.not_before),
+                )
+            ),
+            scheduled_actions(t, e),
+        ]
+    return blocks
+
+
+def _moment(email: OutboxEmail, key: str) -> datetime:
+    """The time a history line shows: when it goes, went, or was cancelled."""
+    if key == "scheduled" and email.not_before is not None:
+        return email.not_before
+    if key == OutboxStatus.SENT and email.sent_at is not None:
+        return email.sent_at
+    if key == OutboxStatus.CANCELLED and email.cancelled_at is not None:
+        return email.cancelled_at
+    return email.created_at
 
 
 def _counts(t: Texts, email: OutboxEmail) -> str:

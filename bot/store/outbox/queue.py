@@ -46,6 +46,9 @@ class NewEmail:
     reply_to_message_id: int | None = None
     forward_message_id: int | None = None
     result_thread_ts: str | None = None
+    # Not before this moment (the undo window's end, or the chosen time); None: at once.
+    not_before: datetime | None = None
+    send_at: datetime | None = None  # set when the user chose the time (Send later)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -66,6 +69,7 @@ class DeliveryQueue(OutboxConnections):
         hour, counted in the inserting transaction under a per-user lock (see _check_cap).
         """
         now = utcnow()
+        due = new.not_before or now
         row = OutboxEmail(
             id=str(uuid.uuid4()),
             submission_key=new.submission_key,
@@ -86,7 +90,9 @@ class DeliveryQueue(OutboxConnections):
             result_thread_ts=new.result_thread_ts,
             status=OutboxStatus.QUEUED,
             attempts=0,
-            next_attempt_at=now,
+            next_attempt_at=due,
+            not_before=new.not_before,
+            send_at=new.send_at,
             deadline_at=new.deadline,
             created_at=now,
             updated_at=now,
@@ -215,10 +221,71 @@ class DeliveryQueue(OutboxConnections):
                 .values(
                     status=OutboxStatus.QUEUED,
                     next_attempt_at=now,
+                    # It went to the portal before: no more undo window, nothing to cancel.
+                    not_before=None,
                     deadline_at=deadline,
                     attempts=0,
                     error_code=None,
                     error_detail=None,
+                    updated_at=now,
+                    state_version=OutboxEmail.state_version + 1,
+                    notify_due_at=now,
+                    notify_attempts=0,
+                )
+            )
+            await _notify_workers(session, email_id)
+        return bool(getattr(result, "rowcount", 0))
+
+    async def cancel(self, email_id: str, user: SlackUser) -> bool:
+        """Undo or cancel: queued → cancelled, only if no worker ever claimed it; owner only.
+
+        One conditional UPDATE, like the claim (status = queued there too), so when both race
+        for the row exactly one changes it: SQLite runs one writer at a time; on PostgreSQL the
+        loser waits for the winner's row lock and then sees a status that no longer matches (or
+        the claim skips the row the cancel has locked). `attempts = 0` keeps a row that went to
+        the portal once (and waits for a retry) from being reported as never sent, and a row
+        without `not_before` (no undo window, or queued again by Retry) is never cancelled.
+        """
+        now = utcnow()
+        async with self._sessions.begin() as session:
+            result = await session.execute(
+                update(OutboxEmail)
+                .where(
+                    OutboxEmail.id == email_id,
+                    OutboxEmail.status == OutboxStatus.QUEUED,
+                    OutboxEmail.attempts == 0,
+                    OutboxEmail.not_before.is_not(None),
+                    *_owned_by(user),
+                )
+                .values(
+                    status=OutboxStatus.CANCELLED,
+                    cancelled_at=now,
+                    updated_at=now,
+                    state_version=OutboxEmail.state_version + 1,
+                    notify_due_at=now,
+                    notify_attempts=0,
+                )
+            )
+            if getattr(result, "rowcount", 0):
+                # The worker's notifier (maybe in another process) shows "Cancelled" at once.
+                await _notify_workers(session, email_id)
+        return bool(getattr(result, "rowcount", 0))
+
+    async def send_now(self, email_id: str, user: SlackUser) -> bool:
+        """A waiting e-mail becomes due at once (Send now); owner only, not yet claimed."""
+        now = utcnow()
+        async with self._sessions.begin() as session:
+            result = await session.execute(
+                update(OutboxEmail)
+                .where(
+                    OutboxEmail.id == email_id,
+                    OutboxEmail.status == OutboxStatus.QUEUED,
+                    OutboxEmail.attempts == 0,
+                    *_owned_by(user),
+                )
+                .values(
+                    next_attempt_at=now,
+                    not_before=now,
                     updated_at=now,
                     state_version=OutboxEmail.state_version + 1,
                     notify_due_at=now,
@@ -246,6 +313,22 @@ class DeliveryQueue(OutboxConnections):
                 select(OutboxEmail)
                 .where(*_owned_by(user))
                 .order_by(OutboxEmail.created_at.desc())
+                .limit(limit)
+            )
+            return list(rows.all())
+
+    async def scheduled(self, user: SlackUser, *, limit: int = 20) -> list[OutboxEmail]:
+        """The user's e-mails waiting for the time they chose, soonest first."""
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(OutboxEmail)
+                .where(
+                    *_owned_by(user),
+                    OutboxEmail.status == OutboxStatus.QUEUED,
+                    OutboxEmail.attempts == 0,
+                    OutboxEmail.send_at.is_not(None),
+                )
+                .order_by(OutboxEmail.next_attempt_at)
                 .limit(limit)
             )
             return list(rows.all())
@@ -306,7 +389,11 @@ async def _check_cap(
     count = await connection.scalar(
         select(func.count())
         .select_from(OutboxEmail)
-        .where(*_owned_by(user), OutboxEmail.created_at >= since)
+        .where(
+            *_owned_by(user),
+            OutboxEmail.created_at >= since,
+            OutboxEmail.status != OutboxStatus.CANCELLED,
+        )
     )
     if int(count or 0) >= cap:
         raise CapReached(cap)

@@ -71,6 +71,8 @@ COUNT_SINCE = (
         _C.team_id == _param("team_id", "team_id"),
         _C.slack_user_id == _param("user_id", "slack_user_id"),
         _C.created_at >= _param("since", "created_at"),
+        # Undone and cancelled e-mails were never sent: they do not use up the hourly cap.
+        _C.status != OutboxStatus.CANCELLED,
     )
 )
 _STATEMENTS: dict[Any, Any] = {}
