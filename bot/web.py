@@ -92,16 +92,16 @@ def create_web_app(
                 return response
             finally:
                 elapsed = time.perf_counter() - started
+                _count_request(kind, status, elapsed)
                 if response is not None:
-                    # Counted and written on the loop's next turn, once the answer is on its
-                    # way (before anything else reads the socket): they cost the ack nothing,
-                    # and lines of requests answered together are written together (the
-                    # logging code stays hot in the CPU's caches).
+                    # Written on the loop's next turn, once the answer is on its way: the line
+                    # costs the ack nothing, and lines of requests answered together are
+                    # written together (the logging code stays hot in the CPU's caches).
                     asyncio.get_running_loop().call_soon(
-                        _account, kind, name, status, elapsed, correlation_id
+                        _log_request, kind, name, status, elapsed, correlation_id
                     )
                 else:
-                    _account(kind, name, status, elapsed, correlation_id)
+                    _log_request(kind, name, status, elapsed, correlation_id)
 
     async def healthz(_request: Request) -> Response:
         # Liveness only: the process answers. A database outage is /readyz's business; failing
@@ -246,12 +246,6 @@ def _count_request(kind: str, status: int, elapsed: float) -> None:
         requests = metrics.SLACK_REQUESTS.labels(kind, str(status))
         _REQUESTS_BY_KIND_STATUS[kind, status] = requests
     requests.inc()
-
-
-def _account(kind: str, name: str, status: int, elapsed: float, correlation_id: str) -> None:
-    """A request's metrics and its one log line."""
-    _count_request(kind, status, elapsed)
-    _log_request(kind, name, status, elapsed, correlation_id)
 
 
 def _log_request(kind: str, name: str, status: int, elapsed: float, correlation_id: str) -> None:
