@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import hmac
 import logging
 import re
@@ -23,6 +24,9 @@ from slack_bolt.adapter.starlette.async_handler import (
     to_starlette_response,
 )
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.middleware.request_verification.async_request_verification import (
+    AsyncRequestVerification,
+)
 from slack_bolt.request import payload_utils
 from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import text
@@ -53,6 +57,9 @@ def create_web_app(
 ) -> Starlette:
     handler = AsyncSlackRequestHandler(bolt_app)
     verifier = _verifier(services)
+    if verifier is not None:
+        # Every request reaches Bolt through dispatch below, which has verified it already.
+        _drop_bolt_verification(bolt_app)
 
     async def dispatch(request: Request) -> tuple[str, str, Response]:
         """The answer to one request to /slack/events, with its kind and callback for the log."""
@@ -307,7 +314,39 @@ def _verifier(services: Services) -> SignatureVerifier | None:
         return None
     secret = settings.slack_signing_secret
     # No secret in HTTP mode (the CLI refuses to start that way): a secret nobody has refuses all.
-    return SignatureVerifier(secret.get_secret_value() if secret else secrets.token_hex(32))
+    return KeyedSignatureVerifier(secret.get_secret_value() if secret else secrets.token_hex(32))
+
+
+class KeyedSignatureVerifier(SignatureVerifier):
+    """slack_sdk's verifier with the HMAC key prepared once: each request copies it instead of
+    deriving it from the secret again. Same checks, same answers (a test compares them)."""
+
+    def __init__(self, signing_secret: str) -> None:
+        super().__init__(signing_secret)
+        self._keyed = hmac.new(signing_secret.encode(), digestmod=hashlib.sha256)
+
+    def generate_signature(self, *, timestamp: str, body: str | bytes) -> str | None:
+        if timestamp is None:
+            return None
+        if body is None:
+            body = ""
+        if isinstance(body, bytes):
+            # As slack_sdk does: a body that is not UTF-8 raises, and is refused.
+            body = body.decode("utf-8")
+        mac = self._keyed.copy()
+        mac.update(f"v0:{timestamp}:{body}".encode())
+        return f"v0={mac.hexdigest()}"
+
+
+def _drop_bolt_verification(bolt_app: AsyncApp) -> None:
+    """Take Bolt's own signature check out of an app served only behind create_web_app's.
+
+    It would compute the same HMAC a second time. The list is Bolt's private one
+    (tests/security/test_signatures.py fails if it moves); if it is not there, Bolt keeps
+    checking — twice is slower, never weaker."""
+    middleware = getattr(bolt_app, "_async_middleware_list", None)
+    if isinstance(middleware, list):
+        middleware[:] = [m for m in middleware if not isinstance(m, AsyncRequestVerification)]
 
 
 def _signed(verifier: SignatureVerifier, request: Request, body: bytes) -> bool:

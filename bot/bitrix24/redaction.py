@@ -47,9 +47,22 @@ _LOGGERS = ("httpx",)
 _MAY_HOLD_SECRET = re.compile(r"rest|auth|token|xox|xapp", re.IGNORECASE)
 
 
+def _may_hold_secret(text: str) -> bool:
+    """_MAY_HOLD_SECRET.search, about 20 times faster on ASCII text (every log line is).
+
+    For ASCII text a case-insensitive match of these ASCII words is exactly a substring of the
+    lower-cased text; other text keeps the regex, whose IGNORECASE also folds ſ to s and the
+    Kelvin sign to k."""
+    if text.isascii():
+        low = text.lower()
+        # Spelled out: a generator over the words costs twice as much.
+        return "rest" in low or "auth" in low or "token" in low or "xox" in low or "xapp" in low
+    return _MAY_HOLD_SECRET.search(text) is not None
+
+
 def redact(text: str) -> str:
     """Replace webhook codes, OAuth tokens and Slack tokens in `text` with ``***``."""
-    if _MAY_HOLD_SECRET.search(text) is None:
+    if not _may_hold_secret(text):
         return text
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)

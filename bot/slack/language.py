@@ -21,6 +21,7 @@ from collections import OrderedDict
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -101,6 +102,11 @@ class Profile:
         return language_of_locale(self.slack_locale)
 
     def texts(self) -> Texts:
+        return self._texts
+
+    @cached_property
+    def _texts(self) -> Texts:
+        # Once per Profile: the cached profile of a user serves each of their requests.
         return Texts(self.language, time_zone=self.time_zone, tz_offset=self.tz_offset)
 
     @classmethod

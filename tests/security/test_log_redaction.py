@@ -48,3 +48,25 @@ def test_no_spelling_of_a_webhook_url_survives_formatting(
         line = formatter.format(record)
         assert code not in line, spelling
         assert str(user_id) in line  # the rest of the line is kept
+
+
+@settings(max_examples=300)
+@given(
+    st.text(
+        alphabet=st.sampled_from(list("restauhoknxpRESTAUHOKNXP /:?=&-_0123ſKİı\u212a")),
+        max_size=40,
+    )
+)
+def test_the_fast_secret_check_agrees_with_the_pattern(text: str) -> None:
+    """The ASCII shortcut finds a word exactly when the case-insensitive pattern does."""
+    from bot.bitrix24.redaction import _MAY_HOLD_SECRET, _may_hold_secret
+
+    assert _may_hold_secret(text) == (_MAY_HOLD_SECRET.search(text) is not None)
+    assert _may_hold_secret(text.upper()) == (_MAY_HOLD_SECRET.search(text.upper()) is not None)
+
+
+def test_a_webhook_code_behind_a_non_ascii_spelling_is_still_masked() -> None:
+    """`ſ` folds to `s` under the patterns' IGNORECASE: such a line takes the regex path."""
+    from bot.bitrix24.redaction import redact
+
+    assert "k1secretcode" not in redact("https://p.example/reſt/1/k1secretcode/profile")
