@@ -38,6 +38,7 @@ from bot.slack.clients import NotInstalled, SlackClients
 from bot.slack.notifier import AUTH_GONE, UNPOSTABLE, _retry_after
 from bot.slack.post_once import HistoryUnreadable, find_posted, post_once
 from bot.slack.render.card import email_card
+from bot.slack.render.notify import paused_text
 from bot.slack.wording import Texts
 from bot.store.base import utcnow
 from bot.store.cards import CardRepository, NewCard
@@ -405,18 +406,6 @@ class NewMailPoller:
             )
             if pruned:
                 log.info("forgot %d e-mail(s) seen before the look-back window", pruned)
-
-
-def paused_text(t: Texts, row: MailSubscription) -> str:
-    """Why a subscription paused and what brings it back."""
-    reason = row.pause_reason or ""
-    if reason.startswith("slack_"):
-        error = reason.removeprefix("slack_")
-        key = f"post_reason.{error}" if t.has(f"post_reason.{error}") else "post_reason.other"
-        where = f"<#{row.channel_id}>" if row.channel_id else t("notify.where_dm")
-        return t("notify.paused_slack", where=where, reason=t(key))
-    explanation = t.error(reason, new_host=row.pause_detail or "")
-    return t("notify.paused_bitrix24", reason=explanation)
 
 
 def _user_of(row: MailSubscription) -> SlackUser:

@@ -47,3 +47,23 @@ def _slack_error(exc: Exception) -> str:
     if isinstance(exc, SlackApiError):
         return str(exc.response.get("error", "unknown"))
     return type(exc).__name__
+
+
+def reachable(respond: AsyncRespond | None) -> AsyncRespond | None:
+    """`respond` when the request came with a response_url; a Home tab button's does not."""
+    return respond if respond is not None and respond.response_url else None
+
+
+async def tell(
+    client: AsyncWebClient, user_id: str, respond: AsyncRespond | None, text: str
+) -> None:
+    """An ephemeral answer where the user acted, or a DM when there is no message to answer
+    (a button on the Home tab); a failure is logged."""
+    try:
+        if reachable(respond) is not None:
+            assert respond is not None
+            await respond(text=text, response_type="ephemeral", replace_original=False)
+        else:
+            await client.chat_postMessage(channel=user_id, text=text)
+    except (SlackApiError, SlackClientError, OSError) as exc:
+        log.warning("answer to user=%s not delivered: %s", user_id, _slack_error(exc))

@@ -11,12 +11,13 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.identity import SlackUser
+from bot.mail.notify import NotifyStatus
 from bot.mail.policy import WorkspacePolicy, normalize_domain
 from bot.slack import ids
 from bot.slack.render.home import HomeState, home_view
 from bot.slack.wording import Texts
 from bot.store.base import utcnow
-from bot.store.models import Link, OutboxEmail
+from bot.store.models import Link, MailSubscription, OutboxEmail
 from tests.fakes.bitrix24_portal import FakePortal
 from tests.fakes.block_kit import block_errors
 from tests.fakes.slack_api import FakeSlack
@@ -188,10 +189,44 @@ def _worst_emails() -> list[OutboxEmail]:
     ]
 
 
+def _worst_scheduled() -> list[OutboxEmail]:
+    later = utcnow() + timedelta(days=3)
+    return [
+        OutboxEmail(
+            id=f"{i:036d}",
+            subject="Ж" * 250,
+            to_addrs=[f"{'r' * 60}{j}@{'d' * 60}.example" for j in range(50)],
+            cc_addrs=[],
+            bcc_addrs=[],
+            status="queued",
+            attempts=0,
+            created_at=later,
+            send_at=later,
+            not_before=later + timedelta(minutes=i),
+            error_code=None,
+        )
+        for i in range(40)
+    ]
+
+
+def _worst_notify() -> NotifyStatus:
+    row = MailSubscription(
+        portal_host="a" * 63 + ".bitrix24.example",
+        search="Ж" * 200,
+        channel_id="C0123456789",
+        state="paused",
+        pause_reason="portal_moved",
+        pause_detail="b" * 255,
+    )
+    return NotifyStatus(subscription=row, period=timedelta(minutes=37), on_portal=10_000)
+
+
 @pytest.mark.parametrize("language", ["en", "ru"])
 def test_worst_case_home_stays_within_block_kit_limits(language: str) -> None:
     """60 long senders, 10 e-mails with 250-character subjects and 50 recipients, a policy with
-    200 long domains each way: still at most 100 blocks and every text within its limit."""
+    200 long domains each way, paused notifications with long search words, 60 signatures,
+    50 templates with the longest names and 40 scheduled e-mails: still at most 100 blocks,
+    every text within its limit, and the cut lists say how many more there are."""
     domains = tuple(f"*.{'поддомен' * 6}{i}.{'пример' * 5}.рф" for i in range(200))
     policy = WorkspacePolicy(
         allowed_domains=tuple(normalize_domain(d) for d in domains),
@@ -209,10 +244,18 @@ def test_worst_case_home_stays_within_block_kit_limits(language: str) -> None:
             chosen_language=None,
             slack_language=language,
             policy=policy,
+            notify=_worst_notify(),
+            signatures=[f"{'x' * 60}{i}@{'d' * 60}.example" for i in range(60)],
+            templates=[f"{i:02d}{'Шаблон ' * 10}"[:75] for i in range(50)],
+            scheduled=_worst_scheduled(),
         ),
     )
     assert block_errors(view["blocks"], "/view/blocks", limit=100) == []
     assert len(json.dumps(view)) < 250_000
+    shown = texts_of(view)
+    assert "/b24mail templates" in shown and "/b24mail scheduled" in shown
+    assert ids.HOME_POLICY_ACTION in shown  # the last section is still there
+    assert shown.count(ids.SEND_NOW_ACTION) == 10
 
 
 async def test_connecting_through_the_modal_refreshes_the_home_tab(

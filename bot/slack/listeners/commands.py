@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Any
 from bot.identity import SlackUser
 from bot.slack import ids
 from bot.slack.command_text import parse_command_text
+from bot.slack.home_tab import refresh_home
 from bot.slack.language import parse_choice
 from bot.slack.listeners.command_call import CommandCall
 from bot.slack.listeners.compose import open_compose, show_history
-from bot.slack.listeners.home import refresh_home
 from bot.slack.listeners.inbox import show_inbox
 from bot.slack.listeners.later import show_scheduled
 from bot.slack.listeners.notify import notify_command

@@ -11,25 +11,25 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from slack_sdk.errors import SlackApiError, SlackClientError
-
 from bot.identity import SlackUser
 from bot.mail.compose import FieldProblem
-from bot.mail.errors import SendingCapReached
+from bot.mail.errors import MailError, SendingCapReached
 from bot.mail.policy import NotAnAdmin, policy_from_form
 from bot.slack import ids
 from bot.slack.admins import is_workspace_admin
 from bot.slack.blocks import modal, section
+from bot.slack.errors import explain
+from bot.slack.home_tab import refresh_home
 from bot.slack.listeners.writing import new_compose_view
 from bot.slack.middleware import USER_IN_CONTEXT
-from bot.slack.render.home import HomeState, home_view, language_choice
+from bot.slack.render.home import language_choice
 from bot.slack.render.policy import (
     confirm_gone_view,
     policy_form,
     policy_modal,
     refusal_text,
 )
-from bot.slack.slack_calls import open_view_or_explain
+from bot.slack.slack_calls import open_view_or_explain, tell
 from bot.slack.wording import Texts
 
 if TYPE_CHECKING:
@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 # The events these listeners take; manifest.yml subscribes to them (tests/test_manifest.py).
 EVENTS = ("app_home_opened",)
 
+
 POLICY_FIELD_BLOCKS = {
     "allowed": ids.POLICY_ALLOWED_BLOCK,
     "blocked": ids.POLICY_BLOCKED_BLOCK,
@@ -50,34 +51,6 @@ POLICY_FIELD_BLOCKS = {
     "hourly_cap": ids.POLICY_HOURLY_CAP_BLOCK,
     "confirm": ids.POLICY_CONFIRM_BLOCK,
 }
-
-
-async def publish_home(services: Services, client: AsyncWebClient, user: SlackUser) -> None:
-    """Draw the user's Home tab as it is now (views.publish); failures are logged, not raised."""
-    try:
-        profile = await services.language.profile(user, client=client)
-        t = profile.texts()
-        link = await services.links.get(user)
-        emails = await services.sending.history(user, limit=10)
-        admin = await is_workspace_admin(client, user)
-        state = HomeState(
-            link=link,
-            emails=emails,
-            chosen_language=profile.chosen,
-            slack_language=profile.slack_language,
-            policy=await services.policy.of(user) if admin else None,
-            instance_max_recipients=services.settings.b24mail_max_recipients,
-            instance_hourly_cap=services.settings.b24mail_hourly_cap,
-        )
-        await client.views_publish(user_id=user.user_id, view=home_view(t, state))
-    except (SlackApiError, SlackClientError, OSError) as exc:
-        error = exc.response.get("error") if isinstance(exc, SlackApiError) else type(exc).__name__
-        log.warning("home tab of user=%s not published: %s", user.user_id, error)
-
-
-def refresh_home(services: Services, client: AsyncWebClient, user: SlackUser) -> None:
-    """Redraw the Home tab after a change, off the request's path."""
-    services.background.spawn(publish_home(services, client, user), name="publish-home")
 
 
 async def on_app_home_opened(
@@ -138,6 +111,33 @@ async def on_language(
     await ack()
     selected = action.get("selected_option") or {}
     await services.language.choose(user, language_choice(selected.get("value")))
+    refresh_home(services, client, user)
+
+
+async def on_notify_on(
+    ack: AsyncAck, client: AsyncWebClient, user: SlackUser, t: Texts, services: Services
+) -> None:
+    """Notifications on, to the user's DM, with the search words they had (a paused
+    subscription starts again); the same use case as `/b24mail notify on`."""
+    await ack()
+    current = await services.notify.status(user)
+    words = current.subscription.search if current is not None else None
+    try:
+        await services.notify.turn_on(user, words=words, channel_id=None)
+    except MailError as exc:
+        services.background.spawn(
+            tell(client, user.user_id, None, explain(t, exc)), name="home-notify-refused"
+        )
+    else:
+        services.poll_wakeup.notify()
+    refresh_home(services, client, user)
+
+
+async def on_notify_off(
+    ack: AsyncAck, client: AsyncWebClient, user: SlackUser, services: Services
+) -> None:
+    await ack()
+    await services.notify.turn_off(user)
     refresh_home(services, client, user)
 
 
@@ -265,5 +265,7 @@ def register(app: AsyncApp) -> None:
     app.action(ids.HOME_DISCONNECT_ACTION)(on_disconnect)
     app.action(ids.HOME_LANGUAGE_ACTION)(on_language)
     app.action(ids.HOME_POLICY_ACTION)(on_edit_policy)
+    app.action(ids.HOME_NOTIFY_ON_ACTION)(on_notify_on)
+    app.action(ids.HOME_NOTIFY_OFF_ACTION)(on_notify_off)
     app.view_submission(ids.POLICY_VIEW)(on_policy_submit)
     app.view_submission(ids.CONFIRM_OUTSIDE_VIEW)(on_confirm_submit)

@@ -14,10 +14,11 @@ from bot.mail.errors import MailError
 from bot.slack import ids
 from bot.slack.drafting import resend_modal
 from bot.slack.errors import explain
+from bot.slack.home_tab import refresh_home
 from bot.slack.listeners.command_call import CommandCall
 from bot.slack.render.connect import escape_mrkdwn
 from bot.slack.render.status import scheduled_blocks
-from bot.slack.slack_calls import open_view_or_explain
+from bot.slack.slack_calls import open_view_or_explain, reachable, tell
 from bot.slack.wording import Texts
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ async def show_scheduled(call: CommandCall) -> None:
 async def on_cancel(
     ack: AsyncAck,
     action: dict[str, Any],
+    client: AsyncWebClient,
     respond: AsyncRespond,
     user: SlackUser,
     t: Texts,
@@ -49,12 +51,15 @@ async def on_cancel(
     try:
         email = await services.sending.cancel(str(action.get("value", "")), user)
     except MailError as exc:
-        _tell(services, respond, explain(t, exc), "cancel-refused")
+        _tell(services, client, user, respond, explain(t, exc), "cancel-refused")
         return
     services.notify_wakeup.notify()
+    refresh_home(services, client, user)
     if action.get("action_id") == ids.CANCEL_SCHEDULED_ACTION:
         _tell(
             services,
+            client,
+            user,
             respond,
             t("scheduled.cancelled", subject=escape_mrkdwn(email.subject)),
             "cancel-done",
@@ -64,6 +69,7 @@ async def on_cancel(
 async def on_send_now(
     ack: AsyncAck,
     action: dict[str, Any],
+    client: AsyncWebClient,
     respond: AsyncRespond,
     user: SlackUser,
     t: Texts,
@@ -75,11 +81,14 @@ async def on_send_now(
         await services.sending.send_now(email_id, user)
         email = await services.sending.owned(email_id, user)
     except MailError as exc:
-        _tell(services, respond, explain(t, exc), "send-now-refused")
+        _tell(services, client, user, respond, explain(t, exc), "send-now-refused")
         return
     services.notify_wakeup.notify()
+    refresh_home(services, client, user)
     _tell(
         services,
+        client,
+        user,
         respond,
         t("scheduled.sending_now", subject=escape_mrkdwn(email.subject)),
         "send-now-done",
@@ -103,22 +112,33 @@ async def on_edit_scheduled(
         email = await services.sending.cancel(str(action.get("value", "")), user)
         link = await services.links.require(user)
     except MailError as exc:
-        _tell(services, respond, explain(t, exc), "edit-scheduled-refused")
+        _tell(services, client, user, respond, explain(t, exc), "edit-scheduled-refused")
         return
     services.notify_wakeup.notify()
+    refresh_home(services, client, user)
     view = resend_modal(t, email, senders=link.senders, keep_time=True)
     services.background.spawn(
         open_view_or_explain(
-            client=client, trigger_id=body["trigger_id"], view=view, respond=respond, t=t
+            client=client,
+            trigger_id=body["trigger_id"],
+            view=view,
+            respond=reachable(respond),
+            t=t,
         ),
         name="open-edit-scheduled-modal",
     )
 
 
-def _tell(services: Services, respond: AsyncRespond, text: str, name: str) -> None:
-    services.background.spawn(
-        respond(text=text, response_type="ephemeral", replace_original=False), name=name
-    )
+def _tell(
+    services: Services,
+    client: AsyncWebClient,
+    user: SlackUser,
+    respond: AsyncRespond,
+    text: str,
+    name: str,
+) -> None:
+    """Under the message clicked, or in the DM for a button on the Home tab."""
+    services.background.spawn(tell(client, user.user_id, respond, text), name=name)
 
 
 def register(app: AsyncApp) -> None:

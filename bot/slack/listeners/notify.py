@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.identity import SlackUser
 from bot.mail.errors import MailError
-from bot.mail.notify import NotifyStatus
 from bot.slack import ids
 from bot.slack.errors import explain
+from bot.slack.home_tab import refresh_home
 from bot.slack.listeners.command_call import CommandCall
 from bot.slack.listeners.inbox import _share, search_words
-from bot.slack.new_mail import paused_text
 from bot.slack.render.card import card_reference
 from bot.slack.render.connect import connect_prompt, escape_mrkdwn
+from bot.slack.render.notify import period_text, status_lines, words_text
 from bot.slack.wording import Texts
 
 if TYPE_CHECKING:
@@ -40,6 +39,7 @@ async def notify_command(call: CommandCall) -> None:
         await _status(call)
     elif option == "off":
         removed = await call.services.notify.turn_off(call.user)
+        refresh_home(call.services, call.client, call.user)
         await call.ack(text=call.t("notify.off_done" if removed else "notify.off_none"))
     elif option not in ("on", "here"):
         value = escape_mrkdwn(head.replace("`", "'")[:40])
@@ -64,9 +64,12 @@ async def _turn_on(
         await _answer(call, explain(call.t, exc), respond=respond)
         return
     call.services.poll_wakeup.notify()
+    refresh_home(call.services, call.client, call.user)
     t = call.t
     key = "notify.on_channel" if channel else "notify.on_dm"
-    text = t(key, words=_words(t, status), period=period_text(t, status.period), channel=channel)
+    text = t(
+        key, words=words_text(t, status), period=period_text(t, status.period), channel=channel
+    )
     await _answer(call, text, respond=respond)
 
 
@@ -131,33 +134,7 @@ async def _status(call: CommandCall) -> None:
     if status is None:
         await call.ack(text=t("notify.status_off") + "\n\n" + t("notify.usage"))
         return
-    row = status.subscription
-    lines = []
-    if row.state == "paused":
-        lines.append(t("notify.status_paused", reason=paused_text(t, row)))
-    lines.append(
-        t(
-            "notify.status_on",
-            where=f"<#{row.channel_id}>" if row.channel_id else t("notify.where_dm"),
-            words=_words(t, status),
-            period=period_text(t, status.period),
-            count=status.on_portal,
-            host=row.portal_host,
-        )
-    )
-    await call.ack(text="\n".join(lines))
-
-
-def _words(t: Texts, status: NotifyStatus) -> str:
-    search = status.subscription.search
-    return t("notify.words", words=escape_mrkdwn(search)) if search else t("notify.words_any")
-
-
-def period_text(t: Texts, period: timedelta) -> str:
-    seconds = period.total_seconds()
-    if seconds < 120:
-        return t("notify.period_seconds", n=round(seconds))
-    return t("notify.period_minutes", n=round(seconds / 60, 1 if seconds < 600 else None))
+    await call.ack(text="\n".join(status_lines(t, status)))
 
 
 async def on_card_share(

@@ -10,7 +10,7 @@ from bot.identity import SlackUser
 from bot.mail.errors import MailError
 from bot.slack import ids
 from bot.slack.errors import explain
-from bot.slack.listeners.home import refresh_home
+from bot.slack.home_tab import refresh_home
 from bot.slack.render.connect import connected_view
 from bot.slack.view_state import text_value
 from bot.slack.wording import Texts

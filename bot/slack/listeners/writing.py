@@ -18,6 +18,7 @@ from bot.slack.drafting import (
     with_signature,
 )
 from bot.slack.errors import explain
+from bot.slack.home_tab import refresh_home
 from bot.slack.listeners.command_call import CommandCall
 from bot.slack.metadata import ViewOrigin
 from bot.slack.render.compose import Prefill, compose_modal
@@ -31,7 +32,7 @@ from bot.slack.render.writing import (
     templates_blocks,
 )
 from bot.slack.richtext import is_blank
-from bot.slack.slack_calls import open_view_or_explain
+from bot.slack.slack_calls import open_view_or_explain, reachable
 from bot.slack.view_state import rich_text_value, selected_value, text_value
 from bot.slack.wording import Texts
 
@@ -188,29 +189,52 @@ async def new_compose_view(
 
 async def open_signature(call: CommandCall) -> None:
     """`/b24mail signature`: one field per sender address, filled with its signature."""
-    services = call.services
-    link = await services.links.get(call.user)
-    if link is None:
+    if await call.services.links.get(call.user) is None:
         await call.ack(text=call.t("connect.prompt"), blocks=connect_prompt(call.t))
         return
     await call.ack()
-    view = signature_modal(
-        call.t, senders=link.senders, signatures=await services.writing.signatures(call.user)
-    )
-    services.background.spawn(
-        open_view_or_explain(
-            client=call.client,
-            trigger_id=call.trigger_id,
-            view=view,
-            respond=call.respond,
-            t=call.t,
-        ),
+    call.services.background.spawn(
+        _open_signature_modal(call.services, call.client, call.user, call.t, call.trigger_id),
         name="open-signature-modal",
     )
 
 
+async def on_signature_open(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    client: AsyncWebClient,
+    user: SlackUser,
+    t: Texts,
+    services: Services,
+) -> None:
+    """The Home tab's "Edit signatures": the modal of `/b24mail signature`."""
+    await ack()
+    services.background.spawn(
+        _open_signature_modal(services, client, user, t, body["trigger_id"]),
+        name="open-signature-modal",
+    )
+
+
+async def _open_signature_modal(
+    services: Services, client: AsyncWebClient, user: SlackUser, t: Texts, trigger_id: str
+) -> None:
+    link = await services.links.get(user)
+    if link is None:
+        refresh_home(services, client, user)  # unlinked meanwhile: the tab says so
+        return
+    view = signature_modal(
+        t, senders=link.senders, signatures=await services.writing.signatures(user)
+    )
+    await open_view_or_explain(client=client, trigger_id=trigger_id, view=view, respond=None, t=t)
+
+
 async def on_signature_submit(
-    ack: AsyncAck, view: dict[str, Any], user: SlackUser, t: Texts, services: Services
+    ack: AsyncAck,
+    view: dict[str, Any],
+    client: AsyncWebClient,
+    user: SlackUser,
+    t: Texts,
+    services: Services,
 ) -> None:
     """Save every sender's signature as shown in the modal; an empty field removes it.
 
@@ -230,6 +254,7 @@ async def on_signature_submit(
         response_action="update",
         view=_done_modal(t, "signature.title", t.plural("signature.saved", saved)),
     )
+    refresh_home(services, client, user)
 
 
 # --- templates --------------------------------------------------------------------------------
@@ -256,7 +281,7 @@ async def on_template_add(
             client=client,
             trigger_id=body["trigger_id"],
             view=template_modal(t),
-            respond=respond,
+            respond=reachable(respond),
             t=t,
         ),
         name="open-template-modal",
@@ -264,7 +289,12 @@ async def on_template_add(
 
 
 async def on_template_submit(
-    ack: AsyncAck, view: dict[str, Any], user: SlackUser, t: Texts, services: Services
+    ack: AsyncAck,
+    view: dict[str, Any],
+    client: AsyncWebClient,
+    user: SlackUser,
+    t: Texts,
+    services: Services,
 ) -> None:
     name = text_value(view, ids.TEMPLATE_NAME_BLOCK, ids.TEMPLATE_NAME_ACTION)
     subject = " ".join(text_value(view, ids.SUBJECT_BLOCK, ids.SUBJECT_ACTION).split())
@@ -288,11 +318,13 @@ async def on_template_submit(
         response_action="update",
         view=_done_modal(t, "templates.modal_title", t("templates.saved", name=shown)),
     )
+    refresh_home(services, client, user)
 
 
 async def on_template_delete(
     ack: AsyncAck,
     action: dict[str, Any],
+    client: AsyncWebClient,
     respond: AsyncRespond,
     user: SlackUser,
     t: Texts,
@@ -306,6 +338,7 @@ async def on_template_delete(
     except (ValueError, MailError):
         _tell(services, respond, t.error("template_not_found"), "template-delete-refused")
         return
+    refresh_home(services, client, user)
     templates = await services.writing.templates(user)
     rows = [(tpl.id, tpl.name, tpl.subject) for tpl in templates]
     services.background.spawn(
@@ -413,6 +446,7 @@ def register(app: AsyncApp) -> None:
     app.action(ids.DRAFT_OPEN_ACTION)(on_draft_open)
     app.action(ids.DRAFT_FRESH_ACTION)(on_draft_fresh)
     app.action(ids.DRAFT_DISCARD_ACTION)(on_draft_discard)
+    app.action(ids.SIGNATURE_OPEN_ACTION)(on_signature_open)
     app.view_submission(ids.SIGNATURE_VIEW)(on_signature_submit)
     app.action(ids.TEMPLATE_ADD_ACTION)(on_template_add)
     app.view_submission(ids.TEMPLATE_VIEW)(on_template_submit)

@@ -189,12 +189,13 @@ def _history_subject(t: Texts, email: OutboxEmail) -> str:
     return t("history.forward_subject", subject=subject) if email.kind == "forward" else subject
 
 
-def scheduled_blocks(t: Texts, emails: Sequence[OutboxEmail]) -> list[Block]:
-    """`/b24mail scheduled`: what waits for its time, soonest first, each with its buttons."""
+def scheduled_blocks(t: Texts, emails: Sequence[OutboxEmail], *, limit: int = 15) -> list[Block]:
+    """`/b24mail scheduled` and the Home tab: what waits for its time, soonest first, each with
+    its buttons (two blocks each: 15 stay within a message's 50)."""
     if not emails:
         return [section(t("scheduled.empty"))]
     blocks: list[Block] = [header(t("scheduled.title"))]
-    for e in emails[:15]:  # three blocks each, within a message's 50
+    for e in emails[:limit]:
         assert e.not_before is not None
         blocks += [
             section(
