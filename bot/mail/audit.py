@@ -12,7 +12,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Mapping
 from datetime import datetime, timedelta
-from typing import Any, Literal, TextIO
+from typing import Any, Literal, Protocol, TextIO
 
 from bot.identity import SlackUser
 from bot.mail.errors import NotLinked
@@ -54,6 +54,16 @@ EXPORT_FIELDS = (
 )
 
 
+class AuditDestination(Protocol):
+    """Where a workspace's audit lines go: its policy (row or value) as read for this e-mail."""
+
+    @property
+    def audit_channel(self) -> str | None: ...
+
+    @property
+    def language(self) -> str | None: ...
+
+
 class AuditService:
     def __init__(
         self,
@@ -68,10 +78,19 @@ class AuditService:
         self.wakeup = wakeup
         self.retention = timedelta(days=retention_days)
 
-    async def email_left(self, row: OutboxEmail, *, outcome: str) -> bool:
+    async def email_left(
+        self, row: OutboxEmail, *, outcome: str, policy: AuditDestination | None = None
+    ) -> bool:
         """An e-mail was delivered (`sent`) or failed for good (`failed:<code>`); False when it
-        already had its record."""
-        post = await self._post_target(row.enterprise_id, row.team_id)
+        already had its record.
+
+        `policy`: the workspace's policy the delivery has just read for this e-mail (no second
+        read per e-mail); None reads it here.
+        """
+        if policy is None:
+            post = await self._post_target(row.enterprise_id, row.team_id)
+        else:
+            post = _post_target_of(policy)
         record_id = await self.repository.append(
             NewAuditRecord(
                 enterprise_id=row.enterprise_id,
@@ -152,9 +171,13 @@ class AuditService:
 
     async def _post_target(self, enterprise_id: str, team_id: str) -> PostTarget | None:
         policy = await self._policies.get(enterprise_id=enterprise_id, team_id=team_id)
-        if policy is None or not policy.audit_channel:
-            return None
-        return PostTarget(channel=policy.audit_channel, language=policy.language)
+        return _post_target_of(policy) if policy is not None else None
+
+
+def _post_target_of(policy: AuditDestination) -> PostTarget | None:
+    if not policy.audit_channel:
+        return None
+    return PostTarget(channel=policy.audit_channel, language=policy.language)
 
 
 def export_row(record: AuditRecord) -> dict[str, Any]:

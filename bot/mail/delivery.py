@@ -36,7 +36,7 @@ from bot.mail.audit import AuditService
 from bot.mail.backoff import backoff_delay
 from bot.mail.errors import MailError, NotLinked
 from bot.mail.linking import LinkService
-from bot.mail.policy import PolicyRefused, PolicyService
+from bot.mail.policy import PolicyRefused, PolicyService, WorkspacePolicy
 from bot.mail.wakeup import Wakeup
 from bot.store.base import utcnow
 from bot.store.models import OutboxEmail
@@ -141,7 +141,7 @@ class DeliveryWorker:
         started = utcnow()
         try:
             link = await self._links.require_stored(user)
-            await self._check_policy(row)
+            policy = await self._check_policy(row)
             credentials = self._links.credentials(link)
             # The docs describe to/cc/bcc as arrays of e-mail addresses: names stay in our texts.
             email = OutgoingEmail(
@@ -203,7 +203,7 @@ class DeliveryWorker:
             # The sender to preselect next time; one write fewer when it did not change.
             sent = await self._outbox.mark_sent(row.id, owner=self.owner)
             if sent:
-                await self._record(row, "sent")
+                await self._record(row, "sent", policy)
             if sent and link.last_sender != row.sender:
                 await self._links.remember_sender(user, row.sender)
             metrics.SENDS.labels("sent").inc()
@@ -261,14 +261,14 @@ class DeliveryWorker:
             extra=_attempt_fields(row, "failed", took_ms, code=final_code),
         )
 
-    async def _check_policy(self, row: OutboxEmail) -> None:
+    async def _check_policy(self, row: OutboxEmail) -> WorkspacePolicy | None:
         """The workspace's policy may have changed since the e-mail was queued: check it again.
 
         Only its hard rules: the "ask before sending outside" question was for the sender at
-        submission, and cannot be asked now.
+        submission, and cannot be asked now. Returns the policy read, for the audit record.
         """
         if self._policy is None:
-            return
+            return None
         policy = await self._policy.of_team(enterprise_id=row.enterprise_id, team_id=row.team_id)
         verdict = self._policy.check(policy, [*row.to_addrs, *row.cc_addrs, *row.bcc_addrs])
         if verdict.refusal is not None:
@@ -278,13 +278,16 @@ class DeliveryWorker:
                 verdict.refusal.rule,
             )
             raise PolicyRefused(verdict.refusal)
+        return policy
 
-    async def _record(self, row: OutboxEmail, outcome: str) -> None:
+    async def _record(
+        self, row: OutboxEmail, outcome: str, policy: WorkspacePolicy | None = None
+    ) -> None:
         """The audit record of an e-mail that left; its failure never undoes or repeats a send."""
         if self._audit is None:
             return
         try:
-            await self._audit.email_left(row, outcome=outcome)
+            await self._audit.email_left(row, outcome=outcome, policy=policy)
         except Exception:
             log.exception("audit record of email=%s (%s) not written", row.id, outcome)
 

@@ -27,6 +27,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.store.base import Base, UTCDateTime, utcnow
@@ -119,6 +120,17 @@ class ClaimedPost:
 class AuditRepository:
     def __init__(self, *, sessions: SessionFactory) -> None:
         self._sessions = sessions
+        bind = sessions.kw.get("bind")
+        if not isinstance(bind, AsyncEngine):
+            raise TypeError("AuditRepository needs a session factory bound to an AsyncEngine")
+        self._engine = bind
+        # The worker writes a record for every e-mail that leaves: a prebuilt Core insert, and
+        # on PostgreSQL a lone insert (no channel post) needs no BEGIN/COMMIT around it.
+        self._single = (
+            bind.execution_options(isolation_level="AUTOCOMMIT")
+            if bind.dialect.name == "postgresql"
+            else bind
+        )
 
     async def append(self, new: NewAuditRecord, *, post: PostTarget | None = None) -> int | None:
         """Insert a record (and its channel post, in the same transaction); returns its id, or
@@ -132,37 +144,38 @@ class AuditRepository:
 
     async def _append(self, new: NewAuditRecord, *, post: PostTarget | None) -> int:
         now = utcnow()
-        async with self._sessions.begin() as session:
-            record = AuditRecord(
-                enterprise_id=new.enterprise_id,
-                team_id=new.team_id,
-                kind=new.kind,
-                actor=new.actor,
-                occurred_at=new.occurred_at or now,
-                email_id=new.email_id,
-                sender=new.sender,
-                to_addrs=list(new.to),
-                cc_addrs=list(new.cc),
-                bcc_addrs=list(new.bcc),
-                subject=new.subject,
-                outcome=new.outcome,
-                detail=new.detail,
-            )
-            session.add(record)
-            await session.flush()
+        record = {
+            "enterprise_id": new.enterprise_id,
+            "team_id": new.team_id,
+            "kind": new.kind,
+            "actor": new.actor,
+            "occurred_at": new.occurred_at or now,
+            "email_id": new.email_id,
+            "sender": new.sender,
+            "to_addrs": list(new.to),
+            "cc_addrs": list(new.cc),
+            "bcc_addrs": list(new.bcc),
+            "subject": new.subject,
+            "outcome": new.outcome,
+            "detail": new.detail,
+        }
+        async with (self._engine if post is not None else self._single).begin() as connection:
+            result = await connection.execute(_INSERT_RECORD, record)
+            record_id = int(result.scalar_one())
             if post is not None:
-                await session.execute(
-                    insert(AuditPost).values(
-                        audit_id=record.id,
-                        enterprise_id=new.enterprise_id,
-                        team_id=new.team_id,
-                        channel=post.channel,
-                        language=post.language,
-                        attempts=0,
-                        due_at=now,
-                    )
+                await connection.execute(
+                    _INSERT_POST,
+                    {
+                        "audit_id": record_id,
+                        "enterprise_id": new.enterprise_id,
+                        "team_id": new.team_id,
+                        "channel": post.channel,
+                        "language": post.language,
+                        "attempts": 0,
+                        "due_at": now,
+                    },
                 )
-            return record.id
+        return record_id
 
     async def unrecorded_emails(
         self,
@@ -299,6 +312,9 @@ class AuditRepository:
             )
         return int(getattr(result, "rowcount", 0) or 0)
 
+
+_INSERT_RECORD = insert(AuditRecord).returning(AuditRecord.id)
+_INSERT_POST = insert(AuditPost)
 
 __all__ = [
     "EMAIL",
