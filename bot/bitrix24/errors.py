@@ -8,7 +8,8 @@ at most the portal's host: never a webhook code, a token or a full URL.
 
 Bitrix24Error
  ├── WebhookURLError (also ValueError)  webhook_malformed | webhook_not_https |
- │                                      webhook_forbidden_host | webhook_has_userinfo
+ │                                      webhook_forbidden_host | webhook_has_userinfo |
+ │                                      webhook_has_query
  ├── LimitExceeded
  │    ├── RateLimited                   rate_limited
  │    ├── OperationTimeLimit            operation_time_limit
@@ -153,6 +154,7 @@ class WebhookURLError(Bitrix24Error, ValueError):
         "webhook_not_https": "The webhook address must start with https://",
         "webhook_forbidden_host": "The webhook address points to a local or private network address",
         "webhook_has_userinfo": "The webhook address must not contain a user name or password",
+        "webhook_has_query": "The webhook address must end after the code, without ?… or #…",
     }
 
     def __init__(self, code: str, *, host: str | None = None, message: str | None = None) -> None:

@@ -194,6 +194,11 @@ async def test_happy_path_sends_exactly_what_was_written(
             "Choose one of your Bitrix24 sender addresses",
         ),
         (
+            {"cc": "bob@client.example, иван@пример.рф"},
+            ids.CC_BLOCK,
+            "иван@пример.рф: the part before @ has non-Latin characters",
+        ),
+        (
             {"to": " ".join(f"r{i}@client.example" for i in range(51))},
             ids.TO_BLOCK,
             "Too many recipients: 51 (at most 50",
@@ -216,6 +221,22 @@ async def test_invalid_fields_get_inline_errors_and_nothing_is_queued(
     assert expected in answer["errors"][block]
     async with engine.connect() as connection:
         assert await connection.scalar(select(func.count()).select_from(OutboxEmail)) == 0
+
+
+async def test_bidi_controls_and_zero_width_characters_never_reach_bitrix24(
+    engine: AsyncEngine, slack: FakeSlack, portal: FakePortal
+) -> None:
+    """`Invoice \u202efdp.exe` goes out as `Invoice fdp.exe`; display names are cleaned alike."""
+    async with running_app(engine=engine, slack=slack, worker=True) as app:
+        await link(app, portal)
+        values = compose_values(
+            to="\u2067Bob\u2069 Tr\u200bust <bob@client.example>",
+            subject="Invoice \u202efdp.exe\ufeff",
+        )
+        assert (await app.interactive(submission(values))).status_code == 200
+        delivered = await portal.await_delivered(1)
+    assert delivered[0].subject == "Invoice fdp.exe"
+    assert delivered[0].to == ["Bob Trust <bob@client.example>"]
 
 
 async def test_same_submission_twice_sends_one_email(
