@@ -56,6 +56,8 @@ _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]{0,253}[\x21-\x7e])?")
 _KEY_LOCKS: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
 _HOST_CACHE_PRUNE_AT = 1024
+# mail.message.thread: "Default — 20, maximum — 50".
+THREAD_LIMIT_MAX = 50
 
 
 class Bitrix24Client:
@@ -191,9 +193,11 @@ class Bitrix24Client:
     async def thread(
         self, creds: Credentials, message_id: int, *, limit: int = 50, timeout: float | None = None
     ) -> list[Message]:
-        """The e-mails of the thread that `message_id` belongs to."""
+        """The e-mails of the thread that `message_id` belongs to (`limit` at most 50)."""
         method = "mail.message.thread"
-        params = {"id": _positive(message_id, "message_id"), "limit": _positive(limit, "limit")}
+        if _positive(limit, "limit") > THREAD_LIMIT_MAX:
+            raise ValueError(f"limit must be at most {THREAD_LIMIT_MAX}")
+        params = {"id": _positive(message_id, "message_id"), "limit": limit}
         result = await self.call(creds, method, params, read_only=True, timeout=timeout)
         return [self._message(item, creds, method) for item in _items(result, creds, method)]
 

@@ -12,7 +12,7 @@ from urllib.parse import quote, urlencode
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -293,6 +293,13 @@ def _fuzz(base_url: str, response_url: str) -> Counter[int]:
             max_examples=EXAMPLES,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+        )
+        # A well-formed command among the junk, so the run always reaches a listener.
+        @example(
+            body=urlencode(
+                {"command": ids.COMMAND, "text": "help", "user_id": "U0001", "team_id": "T0001"}
+            ).encode(),
+            content_type="application/x-www-form-urlencoded",
         )
         @given(body=bodies(response_url), content_type=content_types)
         def one(body: bytes, content_type: str) -> None:
