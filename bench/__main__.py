@@ -5,7 +5,12 @@ from __future__ import annotations
 import importlib
 
 # Add a module here to include it in `python -m bench`.
-MODULES = ["bench.bitrix24_rate", "bench.client_overhead", "bench.app_bench"]
+MODULES = [
+    "bench.bitrix24_rate",
+    "bench.bitrix24_rate_shared",
+    "bench.client_overhead",
+    "bench.app_bench",
+]
 
 
 def main() -> None:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from bot.slack import installation_tables
-from bot.store import models, preferences
+from bot.store import models, preferences, rate_limits
 from bot.store.base import Base
 
 metadata = Base.metadata
 
-__all__ = ["installation_tables", "metadata", "models", "preferences"]
+__all__ = ["installation_tables", "metadata", "models", "preferences", "rate_limits"]

@@ -10,7 +10,14 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.background import Background
-from bot.bitrix24 import Bitrix24Client, ClientConfig, install_log_redaction
+from bot.bitrix24 import (
+    Bitrix24Client,
+    ClientConfig,
+    RateLimiter,
+    headroom_slots,
+    install_log_redaction,
+    shared_limiters,
+)
 from bot.mail.delivery import DeliveryConfig
 from bot.mail.linking import LinkService
 from bot.mail.replying import ReplyService
@@ -31,6 +38,7 @@ from bot.store.link_cache import CachedLinkRepository
 from bot.store.links import LinkRepository
 from bot.store.outbox import OutboxRepository
 from bot.store.preferences import PreferenceRepository
+from bot.store.rate_limits import SharedRateLimiter
 from bot.store.workspace import WorkspaceRepository
 
 
@@ -94,7 +102,8 @@ def build_services(
             burst=settings.bitrix24_burst,
             read_timeout=settings.bitrix24_read_timeout,
             portal_request_limit=settings.bitrix24_request_limit,
-        )
+        ),
+        limiters=_rate_limiter(settings, engine),
     )
     # One LinkService for listeners and workers. Requests read links through the cache; the
     # worker reads what it sends from the database (LinkService.require_stored).
@@ -146,6 +155,22 @@ def build_services(
         delivery_config=delivery_config or delivery_config_from(settings),
         installations=installations,
         bot_tokens=bot_tokens,
+    )
+
+
+def _rate_limiter(settings: Settings, engine: AsyncEngine) -> RateLimiter:
+    """PostgreSQL: one budget per portal for every process on the database; SQLite (one
+    process, or web and worker in one): this process's own buckets."""
+    rate, burst = settings.bitrix24_rate, settings.bitrix24_burst
+    local = shared_limiters(rate=rate, burst=burst)
+    if engine.dialect.name != "postgresql":
+        return local
+    return SharedRateLimiter(
+        engine=engine,
+        rate=rate,
+        burst=burst,
+        headroom=headroom_slots(rate, burst),
+        fallback=local,
     )
 
 

@@ -47,7 +47,7 @@ from .errors import (
     ValidationFailed,
     WebhookURLError,
 )
-from .limiter import LeakyBucket, PortalLimiters, shared_limiters
+from .limiter import LeakyBucket, PortalLimiters, RateLimiter, headroom_slots, shared_limiters
 from .models import (
     Mailbox,
     Message,
@@ -96,6 +96,7 @@ __all__ = [
     "PortalUnavailable",
     "PortalUnreachable",
     "RateLimited",
+    "RateLimiter",
     "RecipientsUnresolved",
     "RedactingFilter",
     "ReplyFailed",
@@ -113,6 +114,7 @@ __all__ = [
     "WebhookURLError",
     "ensure_public_host",
     "error_from_response",
+    "headroom_slots",
     "install_log_redaction",
     "is_forbidden_address",
     "parse_webhook_url",

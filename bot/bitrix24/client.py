@@ -27,7 +27,7 @@ from .errors import (
     TransportError,
     UnexpectedResponse,
 )
-from .limiter import PortalLimiters, shared_limiters
+from .limiter import RateLimiter, shared_limiters
 from .models import (
     Mailbox,
     Message,
@@ -66,7 +66,8 @@ class Bitrix24Client:
     Never follows redirects. Unless the credentials allow insecure hosts, every host is
     checked to resolve only to public addresses before a connection (verdict cached for
     `host_check_ttl`). Without `limiters`, all clients of the process with the same rate and
-    burst share one set of per-portal buckets. `sleep`, `clock` (monotonic seconds),
+    burst share one set of per-portal buckets; a RateLimiter shared across processes (the
+    store's, on PostgreSQL) may be injected instead. `sleep`, `clock` (monotonic seconds),
     `rng` and `resolver` are injectable for tests.
     """
 
@@ -75,23 +76,23 @@ class Bitrix24Client:
         *,
         http: httpx.AsyncClient | None = None,
         config: ClientConfig | None = None,
-        limiters: PortalLimiters | None = None,
+        limiters: RateLimiter | None = None,
         resolver: Resolver | None = None,
         sleep: Sleep | None = None,
         clock: Callable[[], float] | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self._config = config or ClientConfig()
-        if limiters is None:
-            limiters = shared_limiters(rate=self._config.rate, burst=self._config.burst)
-        self._limiters = limiters
+        self._limiters: RateLimiter = limiters or shared_limiters(
+            rate=self._config.rate, burst=self._config.burst
+        )
         self._sleep = sleep or asyncio.sleep
         self._clock = clock or time.monotonic
         self._rng = rng or random.SystemRandom()
         self._transport = PortalTransport(
             config=self._config,
             http=http,
-            limiters=limiters,
+            limiters=self._limiters,
             resolver=resolver,
             clock=self._clock,
         )
@@ -337,7 +338,7 @@ class Bitrix24Client:
             except RateLimited as err:
                 # The portal's bucket is full, maybe through other clients: pace from here.
                 if config.limiter_enabled:
-                    self._limiters.get(creds.host).saturate()
+                    await self._limiters.saturate(creds.host)
                 if rate_retries >= config.rate_limit_retries:
                     raise
                 rate_retries += 1
