@@ -35,7 +35,19 @@ def test_manifest_validates_against_slacks_schema() -> None:
 
 def test_manifest_requests_only_the_scopes_we_use() -> None:
     scopes = set(manifest()["oauth_config"]["scopes"]["bot"])
-    assert scopes == {"commands", "chat:write", "chat:write.public", "im:write", "users:read"}
+    assert scopes == {
+        "commands",
+        "chat:write",
+        "chat:write.public",
+        "im:write",
+        "users:read",
+        # new-mail notifications: exactly once (history) and channel membership (read)
+        "channels:history",
+        "groups:history",
+        "im:history",
+        "channels:read",
+        "groups:read",
+    }
     # The OAuth install URL asks for the same scopes, in the manifest's order.
     assert list(BOT_SCOPES) == manifest()["oauth_config"]["scopes"]["bot"]
     assert "user" not in manifest()["oauth_config"]["scopes"]

@@ -51,6 +51,11 @@ BOT_SCOPES: tuple[str, ...] = (
     "chat:write.public",
     "im:write",
     "users:read",
+    "channels:history",
+    "groups:history",
+    "im:history",
+    "channels:read",
+    "groups:read",
 )
 INSTALL_PATH = "/slack/install"
 REDIRECT_PATH = "/slack/oauth_redirect"

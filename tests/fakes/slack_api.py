@@ -110,6 +110,15 @@ class _Fault:
         return self.method in ("*", method) and (self.remaining is None or self.remaining > 0)
 
 
+@dataclass
+class Held:
+    """A call whose answer is held back: ``taken`` is set once it took effect."""
+
+    seconds: float
+    taken: threading.Event = field(default_factory=threading.Event)
+    args: dict[str, Any] = field(default_factory=dict)
+
+
 class FakeSlack(SlackMethods):
     """A fake Slack Web API server. See the module docstring."""
 
@@ -175,6 +184,9 @@ class FakeSlack(SlackMethods):
         self._codes: dict[str, _Grant] = {}
         self._refresh_tokens: dict[str, _Grant] = {}
         self._ts_seq = itertools.count(1)
+        self._last_ts_micros = 0
+        self._channel_members: dict[str, list[str]] = {}
+        self._held: dict[str, Held] = {}
         self._view_seq = itertools.count(1)
         self._dm_seq = itertools.count(1)
         self._users = {
@@ -494,6 +506,22 @@ class FakeSlack(SlackMethods):
         """The next ``times`` calls are answered normally after ``seconds``."""
         self._add_fault(_Fault(method, "slow", times, seconds=seconds))
 
+    def hold_response(self, method: str, seconds: float) -> Held:
+        """The next call of ``method`` takes effect at once (a message is posted), but its
+        answer is held back for ``seconds``: a test can kill the caller after Slack has the
+        message and before the caller heard of it."""
+        held = Held(seconds)
+        with self._lock:
+            self._held[method] = held
+        return held
+
+    def set_channel_members(self, channel_id: str, users: Iterable[str]) -> None:
+        """Who is in a channel, as conversations.members answers (the bot's own membership is
+        ``add_channel(member=…)``)."""
+        with self._lock:
+            self._channel(channel_id)
+            self._channel_members[channel_id] = list(dict.fromkeys(users))
+
     def set_down(self, down: bool) -> None:
         """While down, every API call gets HTTP 503 (a Slack outage)."""
         with self._lock:
@@ -804,6 +832,7 @@ class FakeSlack(SlackMethods):
         if delay:
             time.sleep(delay)
 
+        held: Held | None = None
         with self._lock:
             if down:
                 reply = _Reply(503, "<html><body><h1>503 Service Unavailable</h1></body></html>")
@@ -811,7 +840,12 @@ class FakeSlack(SlackMethods):
                 reply = self._fault_reply(fault)
             else:
                 reply = self._dispatch(method, args, token)
+                held = self._held.pop(method, None)
             self._record(method, args, token, at, headers, reply)
+        if held is not None:
+            held.args = copy.deepcopy(args)
+            held.taken.set()
+            time.sleep(held.seconds)
         return reply
 
     def _take_fault(self, method: str) -> _Fault | None:

@@ -7,6 +7,7 @@ views) and the HTTP plumbing live in ``FakeSlack``.
 
 from __future__ import annotations
 
+import base64
 import copy
 import hmac
 import json
@@ -98,6 +99,40 @@ def _truthy(value: Any) -> bool:
     return str(value).strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _page(args: dict[str, Any], *, default: int, maximum: int) -> tuple[int, int]:
+    """(offset, limit) from Slack's cursor and limit arguments."""
+    raw_limit = args.get("limit")
+    try:
+        limit = int(raw_limit) if raw_limit not in (None, "") else default
+    except (TypeError, ValueError):
+        raise _ApiError("invalid_limit") from None
+    limit = max(1, min(limit or default, maximum))
+    cursor = args.get("cursor")
+    if not cursor:
+        return 0, limit
+    try:
+        offset = int(base64.b64decode(str(cursor).encode(), validate=True).decode().split(":")[1])
+    except (ValueError, IndexError, UnicodeDecodeError):
+        raise _ApiError("invalid_cursor") from None
+    return offset, limit
+
+
+def _next_cursor(offset: int, limit: int, total: int) -> str:
+    if offset + limit >= total:
+        return ""
+    return base64.b64encode(f"offset:{offset + limit}".encode()).decode()
+
+
+def _ts_arg(args: dict[str, Any], name: str) -> float | None:
+    value = args.get(name)
+    if value is None or value == "":
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise _ApiError(f"invalid_ts_{name}") from None
+
+
 class SlackMethods:
     """Dispatches a Web API call to its method and answers it like Slack."""
 
@@ -125,8 +160,11 @@ class SlackMethods:
         return _Reply(body={"ok": True, **result})
 
     def _next_ts(self) -> str:
-        micros = next(self._ts_seq) * 100
-        return f"{_TS_EPOCH + micros // 1_000_000}.{micros % 1_000_000:06d}"
+        # Slack's ts is the time the message was posted (conversations.history's oldest and
+        # latest compare with it); unique and increasing, as Slack's are within a channel.
+        micros = max(int(time.time() * 1_000_000), self._last_ts_micros + 100)
+        self._last_ts_micros = micros
+        return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
 
     @staticmethod
     def _arg(args: dict[str, Any], name: str) -> str | None:
@@ -713,6 +751,72 @@ class SlackMethods:
         self._home_views[user_id] = view_id
         return {"view": copy.deepcopy(view)}
 
+    # --- conversations.history / conversations.members
+
+    def _readable_channel(self, channel_id: str | None) -> _Channel:
+        """A channel whose contents the bot may read: it must be in it (Slack answers
+        not_in_channel for a public channel it is not in; a private one it cannot even see)."""
+        channel = self._channel(channel_id)
+        if not channel.member and not channel.is_im:
+            raise _ApiError("channel_not_found" if channel.is_private else "not_in_channel")
+        return channel
+
+    def _conversations_history(self, args: dict[str, Any], identity: _Identity) -> dict[str, Any]:
+        """The channel's top-level messages (and thread broadcasts), newest first; `oldest` and
+        `latest` are exclusive unless `inclusive`; metadata only with include_all_metadata."""
+        channel = self._readable_channel(self._arg(args, "channel"))
+        oldest = _ts_arg(args, "oldest")
+        latest = _ts_arg(args, "latest")
+        inclusive = _truthy(args.get("inclusive", False))
+        with_metadata = _truthy(args.get("include_all_metadata", False))
+
+        def within(ts: float) -> bool:
+            if oldest is not None and (ts < oldest or (ts == oldest and not inclusive)):
+                return False
+            return not (latest is not None and (ts > latest or (ts == latest and not inclusive)))
+
+        found = [
+            message
+            for (channel_id, ts), message in self._messages.items()
+            if channel_id == channel.id
+            and within(float(ts))
+            and (
+                message.get("thread_ts") in (None, ts)
+                or message.get("subtype") == "thread_broadcast"
+            )
+        ]
+        found.sort(key=lambda m: float(m["ts"]), reverse=True)
+        offset, limit = _page(args, default=100, maximum=999)
+        shown = []
+        for message in found[offset : offset + limit]:
+            copied = copy.deepcopy(message)
+            if not with_metadata:
+                copied.pop("metadata", None)
+            shown.append(copied)
+        cursor = _next_cursor(offset, limit, len(found))
+        return {
+            "messages": shown,
+            "has_more": bool(cursor),
+            "pin_count": 0,
+            "channel_actions_ts": None,
+            "channel_actions_count": 0,
+            "response_metadata": {"next_cursor": cursor},
+        }
+
+    def _conversations_members(self, args: dict[str, Any], identity: _Identity) -> dict[str, Any]:
+        """User ids in the channel (set with FakeSlack.set_channel_members), with a cursor."""
+        channel = self._readable_channel(self._arg(args, "channel"))
+        members = list(self._channel_members.get(channel.id, []))
+        if channel.is_im and channel.user:
+            members = [channel.user, identity.bot_user_id or ""]
+        if channel.member and identity.bot_user_id and identity.bot_user_id not in members:
+            members.append(identity.bot_user_id)
+        offset, limit = _page(args, default=100, maximum=1000)
+        return {
+            "members": members[offset : offset + limit],
+            "response_metadata": {"next_cursor": _next_cursor(offset, limit, len(members))},
+        }
+
     _METHODS: ClassVar[dict[str, Callable[[SlackMethods, dict[str, Any], Any], dict[str, Any]]]] = {
         "api.test": _api_test,
         "auth.test": _auth_test,
@@ -725,6 +829,8 @@ class SlackMethods:
         "chat.getPermalink": _chat_get_permalink,
         "conversations.info": _conversations_info,
         "conversations.open": _conversations_open,
+        "conversations.history": _conversations_history,
+        "conversations.members": _conversations_members,
         "users.info": _users_info,
         "views.open": _views_open,
         "views.push": _views_push,
