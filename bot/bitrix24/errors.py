@@ -19,7 +19,9 @@ Bitrix24Error
  │    ├── TokenExpired                  token_expired
  │    ├── MissingScope                  missing_scope
  │    ├── AccessDenied                  access_denied
- │    └── PlanRestricted                plan_restricted
+ │    ├── UserNotAuthorized             user_not_authorized
+ │    ├── PlanRestricted                plan_restricted
+ │    └── SubscriptionEnded             subscription_ended
  ├── RequestRejected
  │    ├── ValidationFailed              validation_failed
  │    │    ├── SendFailed               send_failed
@@ -81,9 +83,11 @@ __all__ = [
     "ReplyFailed",
     "RequestRejected",
     "SendFailed",
+    "SubscriptionEnded",
     "TokenExpired",
     "TransportError",
     "UnexpectedResponse",
+    "UserNotAuthorized",
     "ValidationCause",
     "ValidationFailed",
     "WebhookURLError",
@@ -253,11 +257,27 @@ class AccessDenied(AuthorizationError):
     summary = "Bitrix24 denied the user access"
 
 
+class UserNotAuthorized(AuthorizationError):
+    """ACCESS_DENIED "Current user can't be authorized in this context": the webhook's user
+    cannot act (dismissed, deactivated, or a kind of user REST does not admit)."""
+
+    code = "user_not_authorized"
+    summary = "Bitrix24 cannot authorize the webhook's user"
+
+
 class PlanRestricted(AuthorizationError):
-    """ACCESS_DENIED: REST is available only on commercial plans."""
+    """ACCESS_DENIED "REST API is available only on commercial plans"."""
 
     code = "plan_restricted"
     summary = "The Bitrix24 plan does not include REST API access"
+
+
+class SubscriptionEnded(AuthorizationError):
+    """PAYMENT_REQUIRED "Subscription has been ended": the portal's paid subscription (or the
+    application's) has run out; REST answers nothing until it is renewed."""
+
+    code = "subscription_ended"
+    summary = "The Bitrix24 subscription has ended"
 
 
 # --- the request itself ----------------------------------------------------------------

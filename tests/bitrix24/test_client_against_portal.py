@@ -28,6 +28,7 @@ from bot.bitrix24 import (
     Mailbox,
     Message,
     MessageFilter,
+    MethodNotFound,
     MissingScope,
     NoRecipients,
     OperationTimeLimit,
@@ -828,3 +829,21 @@ async def test_thread_limit_over_the_documented_50_is_refused_before_calling(
     with pytest.raises(ValueError, match="at most 50"):
         await client.thread(creds, inbox["old"], limit=51)
     assert len(portal.requests) == before + 1
+
+
+@pytest.mark.parametrize("status", [401, 403])
+async def test_invalid_credentials_is_bad_credentials_whatever_the_status(
+    portal: FakePortal, client: Bitrix24Client, creds: WebhookCredentials, status: int
+) -> None:
+    """INVALID_CREDENTIALS is 403 in the docs, 401 in b24pysdk's live test: mapped by code."""
+    portal.fail_next(1, status=status, error="INVALID_CREDENTIALS")
+    err = await expect(BadCredentials, client.senders(creds))
+    assert err.http_status == status
+
+
+async def test_a_portal_without_the_rest3_method_says_so(
+    portal: FakePortal, client: Bitrix24Client, creds: WebhookCredentials
+) -> None:
+    """METHODNOTFOUNDEXCEPTION is MethodNotFound, not a validation failure."""
+    portal.fail_next(1, status=400, error="BITRIX_REST_V3_EXCEPTION_METHODNOTFOUNDEXCEPTION")
+    await expect(MethodNotFound, client.senders(creds))
