@@ -20,6 +20,7 @@ from bot.bitrix24 import (
 )
 from bot.mail.delivery import DeliveryConfig
 from bot.mail.linking import LinkService
+from bot.mail.listing import MessageListing
 from bot.mail.replying import ReplyService
 from bot.mail.sending import SendingService
 from bot.mail.wakeup import Wakeup
@@ -59,6 +60,7 @@ class Services:
     notify_wakeup: Wakeup
     language: LanguageService
     workspaces: WorkspaceRemoval
+    listing: MessageListing
     delivery_config: DeliveryConfig = field(default_factory=DeliveryConfig)
     user_names: UserNames = field(default_factory=UserNames)
     # OAuth mode only (settings.slack_mode == "oauth"): installations and their bot tokens.
@@ -114,6 +116,8 @@ def build_services(
         probe_timeout=settings.b24mail_connect_timeout_seconds,
         sender_ttl=timedelta(minutes=settings.b24mail_sender_cache_minutes),
     )
+    # One per process: what it learns about each portal (mailboxId required) serves every reader.
+    listing = MessageListing(bitrix24=bitrix24)
     delivery_wakeup = Wakeup()
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
     installations, bot_tokens = _installations(settings, engine, box)
@@ -139,8 +143,12 @@ def build_services(
             hourly_cap=settings.b24mail_hourly_cap,
         ),
         replying=ReplyService(
-            links=links, bitrix24=bitrix24, cards=CardRepository(sessions=sessions)
+            links=links,
+            bitrix24=bitrix24,
+            cards=CardRepository(sessions=sessions),
+            listing=listing,
         ),
+        listing=listing,
         bitrix24=bitrix24,
         slack_clients=slack_clients,
         background=background,

@@ -176,12 +176,17 @@ class ReplyService:
     """The use cases behind /b24mail inbox, Share to channel and Reply by e-mail."""
 
     def __init__(
-        self, *, links: LinkService, bitrix24: Bitrix24Client, cards: CardRepository
+        self,
+        *,
+        links: LinkService,
+        bitrix24: Bitrix24Client,
+        cards: CardRepository,
+        listing: MessageListing | None = None,
     ) -> None:
         self._links = links
         self._bitrix24 = bitrix24
         self._cards = cards
-        self._listing = MessageListing(bitrix24=bitrix24)
+        self._listing = listing or MessageListing(bitrix24=bitrix24)
 
     async def inbox(
         self, user: SlackUser, *, search: str | None, page: int, limit: int = INBOX_PAGE_SIZE

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 from datetime import UTC, datetime, timedelta
@@ -295,3 +296,39 @@ async def test_share_where_the_bot_cannot_post_says_why(
     assert "I could not share the e-mail" in answer.json["text"]
     assert expected in answer.json["text"]
     assert cards == []
+
+
+@pytest.mark.parametrize("requires_mailbox_id", [False, True])
+async def test_inbox_copes_with_a_portal_that_requires_a_mailbox_id(
+    engine: AsyncEngine, slack: FakeSlack, portal: FakePortal, requires_mailbox_id: bool
+) -> None:
+    """A portal that refuses a list without mailboxId is asked per mailbox, and remembered:
+    the next inbox goes per mailbox at once. One that does not is never asked per mailbox."""
+    portal.set_require_mailbox_id(requires_mailbox_id)
+    async with running_app(engine=engine, slack=slack) as app:
+        b24 = await link(app, portal)
+        for i in range(6):
+            portal.add_message(
+                b24.user_id,
+                subject=f"Mail {i:02d}",
+                from_=f"s{i}@client.example",
+                date=START + timedelta(hours=i),
+                mailbox_id=1 + i % 2,  # Alice's two mailboxes, alternating
+            )
+        for count in (1, 2):
+            await app.command("inbox")
+            for _ in range(500):
+                answers = slack.responses_to("command")
+                if len(answers) == count:
+                    break
+                await asyncio.sleep(0.01)
+            assert subjects(answers[-1]) == [f"Mail {i:02d}" for i in range(5, -1, -1)], count
+    lists = [r for r in portal.requests if r.method_name == "mail.message.list"]
+    mailbox_lists = [r for r in portal.requests if r.method_name == "mail.mailbox.list"]
+    if requires_mailbox_id:
+        without = [r for r in lists if "mailboxId" not in (r.json or {})]
+        assert len(without) == 1 and without[0].status == 400  # once, then remembered
+        assert sorted(r.json["mailboxId"] for r in lists if r.status == 200) == [1, 1, 2, 2]
+        assert len(mailbox_lists) == 2
+    else:
+        assert all("mailboxId" not in (r.json or {}) for r in lists) and not mailbox_lists
