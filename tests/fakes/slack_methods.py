@@ -599,6 +599,10 @@ class SlackMethods:
             result["channel"] = {"id": channel.id}
         return result
 
+    def _usergroups_list(self, args: dict[str, Any], identity: _Identity) -> dict[str, Any]:
+        """The workspace's user groups (FakeSlack.add_usergroup): id, handle, name."""
+        return {"usergroups": [copy.deepcopy(g) for g in self._usergroups.values()]}
+
     def _users_info(self, args: dict[str, Any], identity: _Identity) -> dict[str, Any]:
         user_id = self._arg(args, "user")
         record = self._users.get(user_id or "")
@@ -832,6 +836,7 @@ class SlackMethods:
         "conversations.history": _conversations_history,
         "conversations.members": _conversations_members,
         "users.info": _users_info,
+        "usergroups.list": _usergroups_list,
         "views.open": _views_open,
         "views.push": _views_push,
         "views.update": _views_update,
