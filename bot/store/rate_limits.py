@@ -96,12 +96,15 @@ class SharedRateLimiter:
         self._capacity = max(1.0, burst - headroom)
         self._fallback = fallback
         self._sleep = sleep
+        # One reservation at a time per process: each is one short statement, and concurrent
+        # sends would otherwise take a pooled connection each, away from the real work.
+        self._one_at_a_time = asyncio.Lock()
 
     async def acquire(self, host: str) -> None:
         """Wait until one more request to `host` fits under the portal's limit."""
         key = host.lower()
         try:
-            async with self._engine.connect() as connection:
+            async with self._one_at_a_time, self._engine.connect() as connection:
                 level = (
                     await connection.execute(_RESERVE, {"host": key, "rate": self.rate})
                 ).scalar_one()
