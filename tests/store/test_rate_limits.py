@@ -121,9 +121,11 @@ async def test_sqlite_is_refused(tmp_path: Path) -> None:
 def test_three_processes_share_one_budget_and_meet_no_rate_limit(
     postgres_url: str, tmp_path: Path
 ) -> None:
-    """Three OS processes, 15 concurrent sends each, one portal at 10/s burst 10: no 503."""
+    """Three OS processes, 15 concurrent sends each, one portal at 5/s burst 10: no 503.
+
+    (At 10/s the 0.3 s of headroom was once too little on the loaded shared machine.)"""
     result = run_shared(
-        database_url=postgres_url, processes=3, sends_each=15, rate=10.0, burst=10, logdir=tmp_path
+        database_url=postgres_url, processes=3, sends_each=15, rate=5.0, burst=10, logdir=tmp_path
     )
     assert (result.sent, result.failed, result.delivered) == (45, 0, 45)
     assert result.rejected == 0
