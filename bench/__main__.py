@@ -7,6 +7,7 @@ import importlib
 # Add a module here to include it in `python -m bench`.
 MODULES = [
     "bench.bitrix24_rate",
+    "bench.bitrix24_rate_shared",
     "bench.client_overhead",
     "bench.app_bench",
     "bench.poll",

@@ -867,6 +867,9 @@ async def run(args: argparse.Namespace, logdir: Path) -> int:
     all_emails: list[Email] = []
     end_verdicts: dict[str, Verdict] = {}
     late: list[str] = []
+    # Every lost or duplicated e-mail with its reason, for the summary (a bare count cannot be
+    # investigated after the run's logs are gone).
+    reasons: list[str] = []
     try:
         setup_started = time.monotonic()
         await chaos.start()
@@ -899,6 +902,12 @@ async def run(args: argparse.Namespace, logdir: Path) -> int:
         final = await judge_all(chaos, all_emails, by_name)
         for email, verdict in zip(all_emails, final, strict=True):
             before = end_verdicts[email.token]
+            worst = verdict if verdict.kind in ("lost", "duplicated") else before
+            if worst.kind in ("lost", "duplicated"):
+                reasons.append(
+                    f"{worst.kind}: {email.scenario} {email.token} email={worst.row_id}: "
+                    f"{worst.why}"
+                )
             if verdict.kind in ("lost", "duplicated") and verdict.kind != before.kind:
                 result = next(r for r in results if r.scenario == email.scenario)
                 result.counts[before.kind] -= 1
@@ -918,6 +927,8 @@ async def run(args: argparse.Namespace, logdir: Path) -> int:
     unexpected = sum(r.unexpected for r in results)
     lost, duplicated = total["lost"], total["duplicated"]
     print(f"unexpected failures: {unexpected}")
+    for line in reasons:
+        print(f"  {line}")
     print(
         f"chaos: scenarios={len(results)} emails={sum(r.emails for r in results)} "
         f"delivered={total['delivered']} failed_reported={total['failed_reported']} "

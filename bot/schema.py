@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.slack import installation_tables
-from bot.store import audit, confirmations, models, policy, preferences
+from bot.store import audit, confirmations, models, policy, preferences, rate_limits
 from bot.store.base import Base
 
 metadata = Base.metadata
@@ -16,4 +16,5 @@ __all__ = [
     "models",
     "policy",
     "preferences",
+    "rate_limits",
 ]

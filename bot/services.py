@@ -10,11 +10,19 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.background import Background
-from bot.bitrix24 import Bitrix24Client, ClientConfig, install_log_redaction
+from bot.bitrix24 import (
+    Bitrix24Client,
+    ClientConfig,
+    RateLimiter,
+    headroom_slots,
+    install_log_redaction,
+    shared_limiters,
+)
 from bot.mail.audit import AuditService
 from bot.mail.confirming import PendingSends
 from bot.mail.delivery import DeliveryConfig
 from bot.mail.linking import LinkService
+from bot.mail.listing import MessageListing
 from bot.mail.message_actions import MessageActionService
 from bot.mail.notify import NotifyService, PollConfig
 from bot.mail.policy import PolicyService
@@ -40,6 +48,7 @@ from bot.store.links import LinkRepository
 from bot.store.outbox import OutboxRepository
 from bot.store.policy import PolicyRepository
 from bot.store.preferences import PreferenceRepository
+from bot.store.rate_limits import SharedRateLimiter
 from bot.store.subscriptions import SubscriptionRepository
 from bot.store.workspace import WorkspaceRepository
 from bot.store.writing import WritingRepository
@@ -71,6 +80,7 @@ class Services:
     notify: NotifyService
     cards: CardRepository
     poll_wakeup: Wakeup
+    listing: MessageListing
     delivery_config: DeliveryConfig = field(default_factory=DeliveryConfig)
     user_names: UserNames = field(default_factory=UserNames)
     # OAuth mode only (settings.slack_mode == "oauth"): installations and their bot tokens.
@@ -125,7 +135,8 @@ def build_services(
             burst=settings.bitrix24_burst,
             read_timeout=settings.bitrix24_read_timeout,
             portal_request_limit=settings.bitrix24_request_limit,
-        )
+        ),
+        limiters=_rate_limiter(settings, engine),
     )
     subscriptions = SubscriptionRepository(sessions=sessions)
     cards = CardRepository(sessions=sessions)
@@ -139,6 +150,8 @@ def build_services(
         probe_timeout=settings.b24mail_connect_timeout_seconds,
         sender_ttl=timedelta(minutes=settings.b24mail_sender_cache_minutes),
     )
+    # One per process: what it learns about each portal (mailboxId required) serves every reader.
+    listing = MessageListing(bitrix24=bitrix24)
     delivery_wakeup = Wakeup()
     audit_wakeup = Wakeup()
     policies = PolicyRepository(sessions=sessions)
@@ -176,7 +189,8 @@ def build_services(
             repository=WritingRepository(sessions=sessions, box=box),
             draft_retention=timedelta(days=settings.b24mail_draft_days),
         ),
-        replying=ReplyService(links=links, bitrix24=bitrix24, cards=cards),
+        replying=ReplyService(links=links, bitrix24=bitrix24, cards=cards, listing=listing),
+        listing=listing,
         notify=NotifyService(
             links=links,
             bitrix24=bitrix24,
@@ -209,6 +223,22 @@ def build_services(
         delivery_config=delivery_config or delivery_config_from(settings),
         installations=installations,
         bot_tokens=bot_tokens,
+    )
+
+
+def _rate_limiter(settings: Settings, engine: AsyncEngine) -> RateLimiter:
+    """PostgreSQL: one budget per portal for every process on the database; SQLite (one
+    process, or web and worker in one): this process's own buckets."""
+    rate, burst = settings.bitrix24_rate, settings.bitrix24_burst
+    local = shared_limiters(rate=rate, burst=burst)
+    if engine.dialect.name != "postgresql":
+        return local
+    return SharedRateLimiter(
+        engine=engine,
+        rate=rate,
+        burst=burst,
+        headroom=headroom_slots(rate, burst),
+        fallback=local,
     )
 
 

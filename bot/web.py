@@ -39,6 +39,7 @@ from starlette.routing import Route
 from bot import metrics
 from bot.background import new_error_id
 from bot.logs import correlation, new_correlation_id
+from bot.request_body import BodyRefused, PayloadTypeError, check_payload_types, read_body
 from bot.services import Services
 from bot.store.migrations import is_current
 
@@ -65,7 +66,10 @@ def create_web_app(
         """The answer to one request to /slack/events, with its kind and callback for the log."""
         if request.method != "POST":
             return "oauth", request.url.path, await handler.handle(request)
-        body = await request.body()
+        try:
+            body = await read_body(request)
+        except BodyRefused as exc:
+            return "refused", "", _refused(exc)
         # Verify before parsing: Bolt parses the body (and raises on junk) before its own check,
         # and on a bad signature it logs the whole body, which may hold a pasted webhook.
         if verifier is not None and not _signed(verifier, request, body):
@@ -73,6 +77,8 @@ def create_web_app(
             return "unverified", "", PlainTextResponse("invalid request signature", 401)
         try:
             bolt_request = to_async_bolt_request(request, body)
+            if isinstance(bolt_request.body, dict):
+                check_payload_types(bolt_request.body)
             _check_shape(bolt_request.body)
         except _MALFORMED as exc:
             return "malformed", "", _malformed(exc)
@@ -364,12 +370,20 @@ def _signed(verifier: SignatureVerifier, request: Request, body: bytes) -> bool:
 def _malformed(exc: BaseException) -> Response:
     """A signed request we cannot read: 400, and a log line without the body (it may hold secrets)."""
     error_id = new_error_id()
+    # A PayloadTypeError names only the key, never its value.
+    detail = str(exc) if isinstance(exc, PayloadTypeError) else type(exc).__name__
     log.warning(
         "refused a signed request that is not a readable Slack payload: %s (error id %s)",
-        type(exc).__name__,
+        detail,
         error_id,
     )
     return PlainTextResponse(f"malformed request (error id {error_id})", status_code=400)
+
+
+def _refused(exc: BodyRefused) -> Response:
+    """Too large or not UTF-8: refused before the signature check, so logged at INFO only."""
+    log.info("refused a Slack request body: %s", exc.reason)
+    return PlainTextResponse(exc.reason, status_code=exc.status)
 
 
 async def _database_ok(services: Services) -> bool:

@@ -48,6 +48,8 @@ def test_manifest_requests_only_the_scopes_we_use() -> None:
         "im:history",
         "channels:read",
         "groups:read",
+        # names of mentioned user groups in e-mail bodies
+        "usergroups:read",
     }
     # The OAuth install URL asks for the same scopes, in the manifest's order.
     assert list(BOT_SCOPES) == manifest()["oauth_config"]["scopes"]["bot"]

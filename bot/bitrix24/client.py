@@ -27,7 +27,7 @@ from .errors import (
     TransportError,
     UnexpectedResponse,
 )
-from .limiter import PortalLimiters, shared_limiters
+from .limiter import RateLimiter, shared_limiters
 from .models import (
     Mailbox,
     Message,
@@ -56,6 +56,8 @@ _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]{0,253}[\x21-\x7e])?")
 _KEY_LOCKS: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
 _HOST_CACHE_PRUNE_AT = 1024
+# mail.message.thread: "Default — 20, maximum — 50".
+THREAD_LIMIT_MAX = 50
 
 
 class Bitrix24Client:
@@ -64,7 +66,8 @@ class Bitrix24Client:
     Never follows redirects. Unless the credentials allow insecure hosts, every host is
     checked to resolve only to public addresses before a connection (verdict cached for
     `host_check_ttl`). Without `limiters`, all clients of the process with the same rate and
-    burst share one set of per-portal buckets. `sleep`, `clock` (monotonic seconds),
+    burst share one set of per-portal buckets; a RateLimiter shared across processes (the
+    store's, on PostgreSQL) may be injected instead. `sleep`, `clock` (monotonic seconds),
     `rng` and `resolver` are injectable for tests.
     """
 
@@ -73,23 +76,23 @@ class Bitrix24Client:
         *,
         http: httpx.AsyncClient | None = None,
         config: ClientConfig | None = None,
-        limiters: PortalLimiters | None = None,
+        limiters: RateLimiter | None = None,
         resolver: Resolver | None = None,
         sleep: Sleep | None = None,
         clock: Callable[[], float] | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self._config = config or ClientConfig()
-        if limiters is None:
-            limiters = shared_limiters(rate=self._config.rate, burst=self._config.burst)
-        self._limiters = limiters
+        self._limiters: RateLimiter = limiters or shared_limiters(
+            rate=self._config.rate, burst=self._config.burst
+        )
         self._sleep = sleep or asyncio.sleep
         self._clock = clock or time.monotonic
         self._rng = rng or random.SystemRandom()
         self._transport = PortalTransport(
             config=self._config,
             http=http,
-            limiters=limiters,
+            limiters=self._limiters,
             resolver=resolver,
             clock=self._clock,
         )
@@ -191,9 +194,11 @@ class Bitrix24Client:
     async def thread(
         self, creds: Credentials, message_id: int, *, limit: int = 50, timeout: float | None = None
     ) -> list[Message]:
-        """The e-mails of the thread that `message_id` belongs to."""
+        """The e-mails of the thread that `message_id` belongs to (`limit` at most 50)."""
         method = "mail.message.thread"
-        params = {"id": _positive(message_id, "message_id"), "limit": _positive(limit, "limit")}
+        if _positive(limit, "limit") > THREAD_LIMIT_MAX:
+            raise ValueError(f"limit must be at most {THREAD_LIMIT_MAX}")
+        params = {"id": _positive(message_id, "message_id"), "limit": limit}
         result = await self.call(creds, method, params, read_only=True, timeout=timeout)
         return [self._message(item, creds, method) for item in _items(result, creds, method)]
 
@@ -333,7 +338,7 @@ class Bitrix24Client:
             except RateLimited as err:
                 # The portal's bucket is full, maybe through other clients: pace from here.
                 if config.limiter_enabled:
-                    self._limiters.get(creds.host).saturate()
+                    await self._limiters.saturate(creds.host)
                 if rate_retries >= config.rate_limit_retries:
                     raise
                 rate_retries += 1

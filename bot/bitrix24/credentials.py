@@ -124,7 +124,9 @@ def parse_webhook_url(url: str, *, allow_insecure: bool = False) -> WebhookCrede
     ``https://host/rest/api/{id}/{code}/`` forms, each with or without a trailing slash or
     method name, wrapped in whitespace or angle brackets (Slack's ``<url|label>`` too).
     Raises WebhookURLError with code webhook_malformed, webhook_not_https,
-    webhook_forbidden_host or webhook_has_userinfo. `allow_insecure` admits http and
+    webhook_forbidden_host, webhook_has_userinfo or webhook_has_query (a `?…` or `#…` part is
+    refused, not trimmed: what follows it was meant for something, and the user should see
+    that it is not used). `allow_insecure` admits http and
     local/private hosts, for a fake portal on loopback.
     """
     text = _unwrap(url)
@@ -140,6 +142,8 @@ def parse_webhook_url(url: str, *, allow_insecure: bool = False) -> WebhookCrede
     if "@" in parts.netloc:
         raise WebhookURLError("webhook_has_userinfo")
     user_id, code = _webhook_path(parts.path)
+    if "?" in text or "#" in text:
+        raise WebhookURLError("webhook_has_query")
     if scheme not in _DEFAULT_PORTS or (scheme == "http" and not allow_insecure):
         raise WebhookURLError("webhook_not_https")
     host = _normalize_authority(parts.netloc, scheme, allow_insecure)

@@ -8,7 +8,8 @@ at most the portal's host: never a webhook code, a token or a full URL.
 
 Bitrix24Error
  ├── WebhookURLError (also ValueError)  webhook_malformed | webhook_not_https |
- │                                      webhook_forbidden_host | webhook_has_userinfo
+ │                                      webhook_forbidden_host | webhook_has_userinfo |
+ │                                      webhook_has_query
  ├── LimitExceeded
  │    ├── RateLimited                   rate_limited
  │    ├── OperationTimeLimit            operation_time_limit
@@ -18,7 +19,9 @@ Bitrix24Error
  │    ├── TokenExpired                  token_expired
  │    ├── MissingScope                  missing_scope
  │    ├── AccessDenied                  access_denied
- │    └── PlanRestricted                plan_restricted
+ │    ├── UserNotAuthorized             user_not_authorized
+ │    ├── PlanRestricted                plan_restricted
+ │    └── SubscriptionEnded             subscription_ended
  ├── RequestRejected
  │    ├── ValidationFailed              validation_failed
  │    │    ├── SendFailed               send_failed
@@ -80,9 +83,11 @@ __all__ = [
     "ReplyFailed",
     "RequestRejected",
     "SendFailed",
+    "SubscriptionEnded",
     "TokenExpired",
     "TransportError",
     "UnexpectedResponse",
+    "UserNotAuthorized",
     "ValidationCause",
     "ValidationFailed",
     "WebhookURLError",
@@ -153,6 +158,7 @@ class WebhookURLError(Bitrix24Error, ValueError):
         "webhook_not_https": "The webhook address must start with https://",
         "webhook_forbidden_host": "The webhook address points to a local or private network address",
         "webhook_has_userinfo": "The webhook address must not contain a user name or password",
+        "webhook_has_query": "The webhook address must end after the code, without ?… or #…",
     }
 
     def __init__(self, code: str, *, host: str | None = None, message: str | None = None) -> None:
@@ -251,11 +257,27 @@ class AccessDenied(AuthorizationError):
     summary = "Bitrix24 denied the user access"
 
 
+class UserNotAuthorized(AuthorizationError):
+    """ACCESS_DENIED "Current user can't be authorized in this context": the webhook's user
+    cannot act (dismissed, deactivated, or a kind of user REST does not admit)."""
+
+    code = "user_not_authorized"
+    summary = "Bitrix24 cannot authorize the webhook's user"
+
+
 class PlanRestricted(AuthorizationError):
-    """ACCESS_DENIED: REST is available only on commercial plans."""
+    """ACCESS_DENIED "REST API is available only on commercial plans"."""
 
     code = "plan_restricted"
     summary = "The Bitrix24 plan does not include REST API access"
+
+
+class SubscriptionEnded(AuthorizationError):
+    """PAYMENT_REQUIRED "Subscription has been ended": the portal's paid subscription (or the
+    application's) has run out; REST answers nothing until it is renewed."""
+
+    code = "subscription_ended"
+    summary = "The Bitrix24 subscription has ended"
 
 
 # --- the request itself ----------------------------------------------------------------

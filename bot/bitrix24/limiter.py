@@ -3,16 +3,50 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
-__all__ = ["LeakyBucket", "PortalLimiters", "shared_limiters"]
+__all__ = [
+    "HEADROOM_SECONDS",
+    "LeakyBucket",
+    "PortalLimiters",
+    "RateLimiter",
+    "headroom_slots",
+    "shared_limiters",
+]
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
 # Slack for float rounding, so a request due "now" is not sent to sleep for a nanosecond.
 _EPSILON = 1e-9
+# How late the portal may see a request compared with the moment its slot was reserved. Our
+# drain clock starts at reservation, the portal's at arrival; a burst goes out over fresh
+# connections (TCP, TLS, a server thread each) and arrives 50-150 ms late on a busy machine,
+# and the first paced request after it then lands in the same instant. One slot of headroom
+# covers only 1/rate of that (50 ms at 20 requests/s): the headroom is kept in time instead.
+HEADROOM_SECONDS = 0.25
+
+
+def headroom_slots(rate: float, burst: int) -> float:
+    """Slots kept free for arrival jitter: HEADROOM_SECONDS of drain, at least one, and never
+    the whole bucket (one request may always go at once)."""
+    return float(min(max(burst - 1, 0), max(1, math.ceil(rate * HEADROOM_SECONDS))))
+
+
+class RateLimiter(Protocol):
+    """What the client paces its calls with: per-portal budgets, in this process (PortalLimiters)
+    or shared by every process of a deployment (an implementation outside this package)."""
+
+    async def acquire(self, host: str) -> None:
+        """Wait until one more request to `host` fits under the portal's limit."""
+        ...
+
+    async def saturate(self, host: str) -> None:
+        """The portal answered QUERY_LIMIT_EXCEEDED: pace `host` from a full bucket."""
+        ...
 
 
 class LeakyBucket:
@@ -39,6 +73,7 @@ class LeakyBucket:
         self.burst = int(burst)
         self._clock = clock
         self._sleep = sleep
+        self._capacity = self.burst - headroom_slots(self.rate, self.burst)
         # Counts sent requests and those holding a reserved slot.
         self._level = 0.0
         self._updated = clock()
@@ -53,10 +88,8 @@ class LeakyBucket:
         """Take a slot and return how many seconds to wait before using it."""
         self._drain()
         self._level += 1.0
-        # Keep one slot of headroom: our drain clock starts when a slot is reserved, the
-        # portal's when the request arrives, and the first burst arrives a little late (new
-        # connections), so a paced request sent exactly on time would find the portal full.
-        excess = self._level - max(1.0, self.burst - 1.0)
+        # Keep headroom_slots() free: see HEADROOM_SECONDS.
+        excess = self._level - self._capacity
         return excess / self.rate if excess > _EPSILON else 0.0
 
     async def acquire(self) -> None:
@@ -127,6 +160,10 @@ class PortalLimiters:
     async def acquire(self, host: str) -> None:
         """Wait until one more request to `host` fits under the limit."""
         await self.get(host).acquire()
+
+    async def saturate(self, host: str) -> None:
+        """Mark the bucket of `host` full."""
+        self.get(host).saturate()
 
 
 _SHARED: dict[tuple[float, int], PortalLimiters] = {}

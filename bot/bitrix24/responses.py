@@ -31,8 +31,10 @@ from .errors import (
     RecipientsUnresolved,
     ReplyFailed,
     SendFailed,
+    SubscriptionEnded,
     TokenExpired,
     UnexpectedResponse,
+    UserNotAuthorized,
     ValidationCause,
     ValidationFailed,
 )
@@ -53,7 +55,9 @@ _BY_CODE: dict[str, type[Bitrix24Error]] = {
     "EXPIRED_TOKEN": TokenExpired,
     "INSUFFICIENT_SCOPE": MissingScope,
     "USER_ACCESS_ERROR": AccessDenied,
+    # Refined by its message (_access_denied): a plan, a user's rights or an unusable user.
     "ACCESS_DENIED": PlanRestricted,
+    "PAYMENT_REQUIRED": SubscriptionEnded,
     "INVALID_REQUEST": HttpsRequired,
     "ERROR_METHOD_NOT_FOUND": MethodNotFound,
     "ERROR_MANIFEST_IS_NOT_AVAILABLE": MethodNotFound,
@@ -71,6 +75,8 @@ _BY_SUFFIX: tuple[tuple[str, type[Bitrix24Error]], ...] = (
     ("UNKNOWNDTOPROPERTYEXCEPTION", ValidationFailed),
     ("UNKNOWNFILTEROPERATOREXCEPTION", ValidationFailed),
     ("ENTITYNOTFOUNDEXCEPTION", NotFound),
+    # A portal without the method (an on-premise one before REST 3.0 mail), as b24jssdk reads it.
+    ("METHODNOTFOUNDEXCEPTION", MethodNotFound),
     ("ACCESSDENIEDEXCEPTION", AccessDenied),
     ("INSUFFICIENTSCOPEEXCEPTION", MissingScope),
     ("IDEMPOTENCYKEYREUSEDEXCEPTION", IdempotencyConflict),
@@ -124,6 +130,8 @@ def error_from_response(
     cls = _class_for_code(portal_code) if portal_code else None
     if cls is None:
         cls = _class_for_status(status)
+    elif cls is PlanRestricted:
+        cls = _access_denied(portal_message)
 
     if cls is OperationTimeLimit:
         now = now or datetime.now(UTC)
@@ -174,11 +182,30 @@ def _class_for_code(code: str) -> type[Bitrix24Error] | None:
     return None
 
 
+# ACCESS_DENIED's messages, as b24pysdk's error classes list them. The plan one is the documented
+# meaning (system-errors.md), kept when the message is missing or unknown.
+_NOT_AUTHORIZED = re.compile(r"can.?t be authorized", re.IGNORECASE)
+_PLAN = re.compile(r"commercial|subscription|tariff|plan\b", re.IGNORECASE)
+_DENIED = re.compile(r"access denied", re.IGNORECASE)
+
+
+def _access_denied(message: str | None) -> type[Bitrix24Error]:
+    if not message or _PLAN.search(message):
+        return PlanRestricted
+    if _NOT_AUTHORIZED.search(message):
+        return UserNotAuthorized
+    if _DENIED.search(message):
+        return AccessDenied
+    return PlanRestricted
+
+
 def _class_for_status(status: int) -> type[Bitrix24Error]:
     if status in (400, 422):
         return ValidationFailed
     if status == 401:
         return BadCredentials
+    if status == 402:
+        return SubscriptionEnded
     if status == 403:
         return AccessDenied
     if status == 404:

@@ -25,7 +25,7 @@ from .errors import (
     UnexpectedResponse,
     WebhookURLError,
 )
-from .limiter import PortalLimiters
+from .limiter import RateLimiter
 from .pinning import ForbiddenAddress, pinned_transport
 from .responses import error_from_response, parse_reset_at
 
@@ -54,7 +54,7 @@ class PortalTransport:
         *,
         config: ClientConfig,
         http: httpx.AsyncClient | None,
-        limiters: PortalLimiters,
+        limiters: RateLimiter,
         resolver: Resolver | None,
         clock: Callable[[], float],
     ) -> None:

@@ -22,6 +22,8 @@ __all__ = [
     "count_recipients",
     "parse_address_list",
     "parse_single_address",
+    "remove_invisible",
+    "smtputf8_required",
 ]
 
 _HARD_SEPARATORS = frozenset(",;")
@@ -31,6 +33,13 @@ _SPECIALS = frozenset('()<>[]:;@\\,."')
 _SLACK_ENTITY = re.compile(r"&(amp|lt|gt);")
 _SLACK_ENTITY_CHARS = {"amp": "&", "lt": "<", "gt": ">"}
 _MAILTO = "mailto:"
+# Bidi embeddings, overrides and isolates reorder what a reader sees ("Invoice \u202efdp.exe"
+# reads "Invoice exe.pdf"); zero-width characters hide inside words ("pay\u200bpal"). Both are
+# invisible, so removing them changes nothing a person meant to write. (Zero-width joiners
+# also glue emoji sequences: a family emoji falls apart into its people, which still reads.)
+_INVISIBLE = dict.fromkeys(
+    [*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF]
+)
 
 
 class InvalidAddress(ValueError):
@@ -196,8 +205,20 @@ def _strip_mailto(value: str) -> str:
     return unquote(value[len(_MAILTO) :].split("?", 1)[0])
 
 
+def remove_invisible(text: str) -> str:
+    """`text` without bidirectional controls and zero-width characters (see _INVISIBLE)."""
+    return text.translate(_INVISIBLE)
+
+
+def smtputf8_required(email: str) -> bool:
+    """True when the local part is not ASCII: only servers speaking SMTPUTF8 accept it (an
+    international domain is fine, it travels as punycode)."""
+    return not email.rpartition("@")[0].isascii()
+
+
 def _canonical_name(name: str) -> str:
     # Control characters (CR/LF above all) must never reach a mail header.
+    name = remove_invisible(name)
     cleaned = "".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in name)
     return " ".join(cleaned.split())
 

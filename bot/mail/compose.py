@@ -8,7 +8,13 @@ from dataclasses import field as dataclass_field
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.mail.addresses import AddressList, count_recipients, parse_address_list
+from bot.mail.addresses import (
+    AddressList,
+    count_recipients,
+    parse_address_list,
+    remove_invisible,
+    smtputf8_required,
+)
 
 SUBJECT_MAX = 250
 BODY_MAX_CHARS = 50_000
@@ -75,6 +81,15 @@ def validate_compose(
             problems.append(
                 FieldProblem(name, "invalid_addresses", {"values": ", ".join(parsed.invalid[:10])})
             )
+        # An error, not a warning: a warning that still sends needs a confirm step, and an
+        # e-mail that bounces an hour later is worse than being told now.
+        international = [a.email for a in parsed.addresses if smtputf8_required(a.email)]
+        if international:
+            problems.append(
+                FieldProblem(
+                    name, "non_ascii_local_part", {"values": ", ".join(international[:10])}
+                )
+            )
     if require_to and not lists["to"].addresses and not lists["to"].invalid:
         problems.append(FieldProblem("to", "no_recipients"))
     total = count_recipients(*lists.values())
@@ -82,7 +97,7 @@ def validate_compose(
         problems.append(
             FieldProblem("to", "too_many_recipients", {"count": total, "cap": max_recipients})
         )
-    subject = " ".join(form.subject.split())
+    subject = " ".join(remove_invisible(form.subject).split())
     if not subject:
         problems.append(FieldProblem("subject", "required"))
     elif len(subject) > SUBJECT_MAX:

@@ -115,6 +115,13 @@ class DeliveryWorker:
             task.add_done_callback(self._in_flight.discard)
         return len(rows)
 
+    def _since_claim(self, row: OutboxEmail) -> float:
+        """Seconds since this worker claimed `row` (its lease ends one lease after the claim)."""
+        if row.lease_expires_at is None:
+            return 0.0
+        claimed_at = row.lease_expires_at - self._config.lease
+        return max(0.0, (utcnow() - claimed_at).total_seconds())
+
     async def _sleep_time(self) -> float:
         due = await self._outbox.next_due_at()
         if due is None:
@@ -156,12 +163,27 @@ class DeliveryWorker:
             # portal (which may run one for `portal_request_limit`) before the lease ends and
             # another worker may take the row: two requests with one key at once may both run.
             limit = self._bitrix24.config.portal_request_limit
-            budget = max(1.0, self._config.lease.total_seconds() - limit - 5)
+            full = self._config.lease.total_seconds() - limit - 5
+            # Counted from the claim, not from here: on a starved machine (or while the database
+            # reconnects) reading the link can take seconds of the lease, and an attempt given
+            # the whole budget from now could then outlive it.
+            left = full - self._since_claim(row)
+            budget = max(1.0, left)
             if self._stopping is not None and self._stopping.is_set():
                 # Graceful shutdown: nothing was asked of the portal yet, so another worker may
                 # take the row at once instead of after the lease.
                 if await self._outbox.release(row.id, owner=self.owner):
                     log.info("email=%s released: this worker is stopping", row.id)
+                return
+            if full >= 1.0 and left < 1.0:
+                # Too little of the lease is left for an attempt that surely ends before another
+                # worker may take the row: hand it back untouched, to be claimed afresh.
+                if await self._outbox.release(row.id, owner=self.owner):
+                    log.warning(
+                        "email=%s released: %.1fs of its lease went before the call",
+                        row.id,
+                        self._since_claim(row),
+                    )
                 return
             call_started = time.perf_counter()
             try:

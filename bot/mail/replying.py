@@ -19,6 +19,7 @@ from bot.identity import SlackUser
 from bot.mail.addresses import Address, parse_address_list
 from bot.mail.errors import MailError
 from bot.mail.linking import LinkService
+from bot.mail.listing import MessageListing
 from bot.store.cards import CardRepository, NewCard
 from bot.store.models import EmailCard
 
@@ -175,18 +176,24 @@ class ReplyService:
     """The use cases behind /b24mail inbox, Share to channel and Reply by e-mail."""
 
     def __init__(
-        self, *, links: LinkService, bitrix24: Bitrix24Client, cards: CardRepository
+        self,
+        *,
+        links: LinkService,
+        bitrix24: Bitrix24Client,
+        cards: CardRepository,
+        listing: MessageListing | None = None,
     ) -> None:
         self._links = links
         self._bitrix24 = bitrix24
         self._cards = cards
+        self._listing = listing or MessageListing(bitrix24=bitrix24)
 
     async def inbox(
         self, user: SlackUser, *, search: str | None, page: int, limit: int = INBOX_PAGE_SIZE
     ) -> MessagePage:
         """One page of the user's e-mails, newest first, optionally matching search words."""
         link = await self._links.require(user)
-        return await self._bitrix24.list_messages(
+        return await self._listing.page(
             self._links.credentials(link), _filter(search), limit=limit, page=max(1, page)
         )
 
@@ -196,7 +203,7 @@ class ReplyService:
         """E-mails matching `words`; raises TimeoutError when the portal takes over `time_box`."""
         link = await self._links.require(user)
         async with asyncio.timeout(time_box):
-            page = await self._bitrix24.list_messages(
+            page = await self._listing.page(
                 self._links.credentials(link), _filter(words), limit=limit, page=1
             )
         return page.items

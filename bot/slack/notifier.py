@@ -14,7 +14,7 @@ import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from slack_sdk.errors import SlackApiError, SlackClientError, SlackTokenRotationError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -24,6 +24,16 @@ from bot import metrics
 from bot.mail.backoff import backoff_delay
 from bot.mail.wakeup import Wakeup
 from bot.slack.clients import NotInstalled, SlackClients
+from bot.slack.post_once import (
+    CLOCK_SKEW,
+    HISTORY_ERRORS,
+    HISTORY_PAGE,
+    MAX_PAGES,
+    HistoryUnreadable,
+    find_posted,
+    token_of,
+    with_token,
+)
 from bot.slack.render.status import status_message
 from bot.slack.wording import Texts
 from bot.store.base import utcnow
@@ -42,6 +52,8 @@ UNPOSTABLE = frozenset(
         "cant_post_in_thread",
     }
 )
+# The metadata event type of status messages; the payload carries the outbox row id as token.
+STATUS_EVENT = "b24mail_email_status"
 NOTIFY_BACKOFF_BASE = 2.0
 NOTIFY_BACKOFF_MAX = 600.0
 # After a workspace's token was refused, its other statuses are given up without asking Slack
@@ -202,9 +214,31 @@ class StatusNotifier:
         text: str,
         blocks: list[dict[str, object]],
     ) -> tuple[str, str, str | None]:
+        """Post the first status message exactly once: the intent is recorded before posting,
+        and a row that already had one is looked up (by the metadata token) before posting."""
+        if row.status_post_started_at is not None:
+            found = await find_status_message(client, row)
+            if found is not None:
+                channel, ts, note = found
+                if note:
+                    dm_note = self._dm_note(t, row.result_channel, note)
+                    text, blocks = status_message(
+                        t, row, explanation=self._explain(t, row), dm_note=dm_note
+                    )
+                await client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
+                log.info("status of email=%s was posted before a restart; reused", row.id)
+                return channel, ts, note
+        else:
+            row.status_post_started_at = utcnow()
+            await self._outbox.mark_post_started(row.id, at=row.status_post_started_at)
+        metadata = with_token(None, token=row.id, event_type=STATUS_EVENT)
         try:
             response = await client.chat_postMessage(
-                channel=row.result_channel, thread_ts=row.result_thread_ts, text=text, blocks=blocks
+                channel=row.result_channel,
+                thread_ts=row.result_thread_ts,
+                text=text,
+                blocks=blocks,
+                metadata=metadata,
             )
             return str(response["channel"]), str(response["ts"]), None
         except SlackApiError as exc:
@@ -215,7 +249,9 @@ class StatusNotifier:
         text, blocks = status_message(t, row, explanation=self._explain(t, row), dm_note=note)
         opened = await client.conversations_open(users=row.slack_user_id)
         dm = str(opened["channel"]["id"])
-        response = await client.chat_postMessage(channel=dm, text=text, blocks=blocks)
+        response = await client.chat_postMessage(
+            channel=dm, text=text, blocks=blocks, metadata=metadata
+        )
         log.info("status of email=%s went to a DM (%s)", row.id, error)
         return str(response["channel"]), str(response["ts"]), error
 
@@ -266,6 +302,80 @@ class StatusNotifier:
         )
         metrics.STATUS_MESSAGES.labels("deferred").inc()
         await self._outbox.notify_later(row.id, at=utcnow() + timedelta(seconds=delay))
+
+
+async def find_status_message(
+    client: AsyncWebClient, row: OutboxEmail
+) -> tuple[str, str, str | None] | None:
+    """Where an earlier attempt posted this row's status message, if it did: (channel, ts,
+    DM note or None). Searched where it would be: the thread or channel, then the DM.
+
+    A destination whose history the bot may not read (a public channel it posts in without
+    being a member) cannot be searched: then it is treated as holding none, and a second
+    message is possible there, as before this lookup existed."""
+    since = row.status_post_started_at
+    places: list[tuple[str | None, str | None, str | None]] = [
+        (row.result_channel, row.result_thread_ts, None)
+    ]
+    places.append((None, None, "posted_to_dm"))
+    for channel, thread_ts, note in places:
+        try:
+            if channel is None:
+                try:
+                    opened = await client.conversations_open(users=row.slack_user_id)
+                except SlackApiError as exc:
+                    # No DM to look in (the user is gone, or Slack is busy): a message could
+                    # only have gone there had this worked before, so there is none to find.
+                    log.info(
+                        "status of email=%s: no DM to search (%s)",
+                        row.id,
+                        exc.response.get("error"),
+                    )
+                    continue
+                channel = str(opened["channel"]["id"])
+            if thread_ts:
+                ts = await _find_reply(client, channel, thread_ts, token=row.id, since=since)
+            else:
+                ts = await find_posted(client, channel=channel, token=row.id, since=since)
+        except HistoryUnreadable as exc:
+            log.info("status of email=%s: history of %s unreadable (%s)", row.id, channel, exc)
+            continue
+        if ts is not None:
+            return channel, ts, note
+    return None
+
+
+async def _find_reply(
+    client: AsyncWebClient, channel: str, thread_ts: str, *, token: str, since: datetime | None
+) -> str | None:
+    """The ts of the reply in the thread carrying `token` (conversations.replies)."""
+    oldest = f"{(since - CLOCK_SKEW).timestamp():.6f}" if since is not None else None
+    cursor: str | None = None
+    for _ in range(MAX_PAGES):
+        args: dict[str, object] = {
+            "channel": channel,
+            "ts": thread_ts,
+            "include_all_metadata": True,
+            "limit": HISTORY_PAGE,
+        }
+        if oldest is not None:
+            args["oldest"] = oldest
+        if cursor:
+            args["cursor"] = cursor
+        try:
+            response = await client.conversations_replies(**args)  # type: ignore[arg-type]
+        except SlackApiError as exc:
+            error = str(exc.response.get("error", ""))
+            if error in HISTORY_ERRORS or error == "thread_not_found":
+                raise HistoryUnreadable(error) from exc
+            raise
+        for message in response.get("messages") or []:
+            if token_of(message) == token:
+                return str(message["ts"])
+        cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
+        if not response.get("has_more") or not cursor:
+            return None
+    return None
 
 
 def _retry_after(exc: SlackApiError) -> float | None:

@@ -56,6 +56,7 @@ BOT_SCOPES: tuple[str, ...] = (
     "im:history",
     "channels:read",
     "groups:read",
+    "usergroups:read",
 )
 INSTALL_PATH = "/slack/install"
 REDIRECT_PATH = "/slack/oauth_redirect"

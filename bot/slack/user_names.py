@@ -1,4 +1,5 @@
-"""Display names of mentioned users, for e-mail bodies: cached, and never allowed to be slow."""
+"""Names of what a message mentions (users, channels, user groups), for e-mail bodies: cached,
+and never allowed to be slow. A recipient outside Slack cannot read an id such as C0123ABCD."""
 
 from __future__ import annotations
 
@@ -15,9 +16,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# Public channels start with C, private ones (older) with G; D is a DM, which has no name.
+_CHANNEL_PREFIXES = frozenset("CG")
+
 
 class UserNames:
-    """users.info lookups with a TTL cache; a lookup that is slow or fails leaves the id as is."""
+    """users.info, conversations.info and usergroups.list lookups (told apart by the id's
+    first letter) with a TTL cache; a lookup that is slow or fails leaves the id unnamed."""
 
     def __init__(
         self, *, ttl: float = 3600.0, timeout: float = 1.0, max_size: int = 10_000
@@ -51,6 +56,10 @@ class UserNames:
         return names
 
     async def _lookup(self, client: AsyncWebClient, user_id: str) -> tuple[str, str | None]:
+        if user_id[:1] in _CHANNEL_PREFIXES:
+            return user_id, await self._channel(client, user_id)
+        if user_id[:1] == "S":
+            return user_id, await self._usergroup(client, user_id)
         try:
             response = await client.users_info(user=user_id)
         except (SlackApiError, SlackClientError):
@@ -64,6 +73,33 @@ class UserNames:
             or user.get("name")
         )
         return user_id, str(name) if name else None
+
+    async def _channel(self, client: AsyncWebClient, channel_id: str) -> str | None:
+        """The channel's name (needs channels:read / groups:read; a private channel the bot is
+        not in stays unnamed)."""
+        try:
+            response = await client.conversations_info(channel=channel_id)
+        except (SlackApiError, SlackClientError):
+            return None
+        name = (response.get("channel") or {}).get("name")
+        return str(name) if name else None
+
+    async def _usergroup(self, client: AsyncWebClient, group_id: str) -> str | None:
+        """The group's handle, as people type it after @ (one usergroups.list names them all)."""
+        try:
+            response = await client.usergroups_list()
+        except (SlackApiError, SlackClientError):
+            return None
+        now = time.monotonic()
+        found = None
+        for group in response.get("usergroups") or []:
+            handle = group.get("handle") if isinstance(group, dict) else None
+            ident = group.get("id") if isinstance(group, dict) else None
+            if isinstance(handle, str) and handle and isinstance(ident, str):
+                self._remember(ident, handle, now)
+                if ident == group_id:
+                    found = handle
+        return found
 
     def _remember(self, user_id: str, name: str, now: float) -> None:
         if len(self._cache) >= self._max_size:

@@ -122,6 +122,10 @@ class OutboxEmail(Base):
     status_channel: Mapped[str | None] = mapped_column(String(SLACK_ID))
     status_ts: Mapped[str | None] = mapped_column(String(SLACK_ID))
     status_note: Mapped[str | None] = mapped_column(String(64))
+    # Set just before the first status message is posted: a row with this and no status_ts
+    # may have a message in Slack already (a worker died before recording it); it is looked
+    # up by its metadata before anything is posted again.
+    status_post_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     state_version: Mapped[int] = mapped_column(Integer, default=1)
     notified_version: Mapped[int] = mapped_column(Integer, default=0)
     notify_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=utcnow)

@@ -22,14 +22,15 @@ from bot.bitrix24 import (
     Bitrix24Error,
     ClientConfig,
     ConnectionDropped,
+    ForwardFailed,
     HttpsRequired,
     IdempotencyConflict,
     Mailbox,
     Message,
     MessageFilter,
+    MethodNotFound,
     MissingScope,
     NoRecipients,
-    NotFound,
     OperationTimeLimit,
     OutgoingEmail,
     PlanRestricted,
@@ -297,9 +298,9 @@ async def test_list_messages_filter(
     filter_: MessageFilter | None,
     expected: list[str],
 ) -> None:
-    """list_messages() applies each filter on the portal (newest first)."""
+    """list_messages() applies each filter on the portal (in the portal's own order)."""
     page = await client.list_messages(creds, filter_)
-    assert [m.id for m in page.items] == [inbox[name] for name in expected]
+    assert sorted(m.id for m in page.items) == sorted(inbox[name] for name in expected)
     assert page.has_more is False
 
 
@@ -310,7 +311,8 @@ async def test_list_messages_pagination(
     first = await client.list_messages(creds, limit=3)
     second = await client.list_messages(creds, limit=3, page=2)
     assert (len(first.items), first.has_more, first.page, first.limit) == (3, True, 1, 3)
-    assert [m.id for m in second.items] == [inbox["old"]]
+    assert len(second.items) == 1
+    assert {m.id for m in first.items + second.items} == set(inbox.values())
     assert second.has_more is False
 
 
@@ -470,15 +472,33 @@ async def test_plan_restricted(
     assert err.portal_code == "ACCESS_DENIED"
 
 
-async def test_reply_to_unknown_message_is_not_found(
+async def test_reply_to_unknown_message_is_reply_failed(
     portal: FakePortal, client: Bitrix24Client, user: FakeUser, creds: WebhookCredentials
 ) -> None:
-    """A reply to an id that does not exist fails as NotFound."""
+    """A reply to an id that does not exist fails as ReplyFailed on replyToMessageId."""
     err = await expect(
-        NotFound,
+        ReplyFailed,
         client.reply(creds, email(user), reply_to_message_id=99_999_999, idempotency_key="nf"),
     )
     assert err.http_status == 400
+    assert [(c.field, c.code) for c in err.causes] == [("replyToMessageId", "MESSAGE_REPLY_FAILED")]
+    assert portal.delivered == []
+
+
+async def test_forward_of_someone_elses_message_is_forward_failed(
+    portal: FakePortal, client: Bitrix24Client, user: FakeUser, creds: WebhookCredentials
+) -> None:
+    """Forwarding an e-mail the user cannot see fails as ForwardFailed on forwardMessageId."""
+    other = portal.add_user(next(_user_ids))
+    _CODES.add(other.code)
+    theirs = portal.add_message(other.user_id, subject="Private", from_="z@x.example")
+    err = await expect(
+        ForwardFailed,
+        client.forward(creds, email(user), forward_message_id=theirs, idempotency_key="ff"),
+    )
+    assert [(c.field, c.code) for c in err.causes] == [
+        ("forwardMessageId", "MESSAGE_FORWARD_FAILED")
+    ]
     assert portal.delivered == []
 
 
@@ -798,3 +818,32 @@ async def test_closed_port_is_unreachable(make: MakeClient, user: FakeUser) -> N
     )
     assert err.may_have_reached_portal is False
     assert err.transient is True
+
+
+async def test_thread_limit_over_the_documented_50_is_refused_before_calling(
+    portal: FakePortal, client: Bitrix24Client, creds: WebhookCredentials, inbox: dict[str, int]
+) -> None:
+    """mail.message.thread takes at most 50: 50 is asked for as is, 51 never leaves."""
+    before = len(portal.requests)
+    await client.thread(creds, inbox["old"], limit=50)
+    with pytest.raises(ValueError, match="at most 50"):
+        await client.thread(creds, inbox["old"], limit=51)
+    assert len(portal.requests) == before + 1
+
+
+@pytest.mark.parametrize("status", [401, 403])
+async def test_invalid_credentials_is_bad_credentials_whatever_the_status(
+    portal: FakePortal, client: Bitrix24Client, creds: WebhookCredentials, status: int
+) -> None:
+    """INVALID_CREDENTIALS is 403 in the docs, 401 in b24pysdk's live test: mapped by code."""
+    portal.fail_next(1, status=status, error="INVALID_CREDENTIALS")
+    err = await expect(BadCredentials, client.senders(creds))
+    assert err.http_status == status
+
+
+async def test_a_portal_without_the_rest3_method_says_so(
+    portal: FakePortal, client: Bitrix24Client, creds: WebhookCredentials
+) -> None:
+    """METHODNOTFOUNDEXCEPTION is MethodNotFound, not a validation failure."""
+    portal.fail_next(1, status=400, error="BITRIX_REST_V3_EXCEPTION_METHODNOTFOUNDEXCEPTION")
+    await expect(MethodNotFound, client.senders(creds))

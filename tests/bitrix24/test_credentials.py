@@ -47,7 +47,6 @@ HOST = "portal.bitrix24.com"
         (f"https://{HOST}:8443/rest/1/{CODE}/", "https", f"{HOST}:8443", 1),
         (f"https://{HOST}:443/rest/1/{CODE}/", "https", HOST, 1),
         (f"https://{HOST}./rest/1/{CODE}/", "https", HOST, 1),
-        (f"https://{HOST}/rest/1/{CODE}/?utm=1#top", "https", HOST, 1),
         (f"https://{HOST}//rest//1//{CODE}//", "https", HOST, 1),
         (f"https://b24.corp.example/rest/4294967296/{CODE}/", "https", "b24.corp.example", 2**32),
         (f"https://портал.рф/rest/1/{CODE}/", "https", "xn--80awhdgm.xn--p1ai", 1),
@@ -201,6 +200,24 @@ def test_refuses_local_and_private_hosts(host: str) -> None:
     with pytest.raises(WebhookURLError) as info:
         parse_webhook_url(f"https://{host}/rest/1/{CODE}/")
     assert info.value.code == "webhook_forbidden_host"
+    assert CODE not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"https://{HOST}/rest/1/{CODE}/?utm=1#top",
+        f"https://{HOST}/rest/1/{CODE}/user.current?auth=x",
+        f"https://{HOST}/rest/api/1/{CODE}/#",
+        f"https://{HOST}/rest/1/{CODE}/?",
+        f"<https://{HOST}/rest/1/{CODE}/#section|label>",
+    ],
+)
+def test_refuses_a_query_or_fragment_instead_of_trimming_it(url: str) -> None:
+    """A `?…` or `#…` part is refused with its own code (not silently dropped), secret-free."""
+    with pytest.raises(WebhookURLError) as info:
+        parse_webhook_url(url)
+    assert info.value.code == "webhook_has_query"
     assert CODE not in str(info.value)
 
 

@@ -30,8 +30,10 @@ from bot.bitrix24 import (
     RecipientsUnresolved,
     ReplyFailed,
     SendFailed,
+    SubscriptionEnded,
     TokenExpired,
     UnexpectedResponse,
+    UserNotAuthorized,
     ValidationCause,
     ValidationFailed,
     error_from_response,
@@ -70,6 +72,12 @@ TABLE: list[tuple[int, str, type[Bitrix24Error], str, bool, bool]] = [
     (400, f"{V3}ENTITYNOTFOUNDEXCEPTION", NotFound, "not_found", False, False),
     (404, "ERROR_METHOD_NOT_FOUND", MethodNotFound, "method_not_found", False, False),
     (404, "ERROR_MANIFEST_IS_NOT_AVAILABLE", MethodNotFound, "method_not_found", False, False),
+    # b24jssdk's limiter manager: a portal without the REST 3.0 method, whatever the status.
+    (400, f"{V3}METHODNOTFOUNDEXCEPTION", MethodNotFound, "method_not_found", False, False),
+    (404, f"{V3}METHODNOTFOUNDEXCEPTION", MethodNotFound, "method_not_found", False, False),
+    # b24pysdk's error classes: the subscription ran out.
+    (402, "PAYMENT_REQUIRED", SubscriptionEnded, "subscription_ended", False, False),
+    (403, "PAYMENT_REQUIRED", SubscriptionEnded, "subscription_ended", False, False),
     (400, "INVALID_REQUEST", HttpsRequired, "https_required", False, False),
     (401, "INVALID_REQUEST", HttpsRequired, "https_required", False, False),
     (500, "INTERNAL_SERVER_ERROR", PortalUnavailable, "portal_unavailable", True, True),
@@ -361,3 +369,28 @@ def test_error_text_never_carries_secrets() -> None:
     assert HOST in str(err)
     assert "mail.message.send" in str(err)
     assert str(err).endswith(".")
+
+
+@pytest.mark.parametrize("shape", [v3_body, flat_body], ids=["rest3", "flat"])
+@pytest.mark.parametrize(
+    ("message", "cls"),
+    [
+        ("REST API is available only on commercial plans", PlanRestricted),
+        ("REST is available only by subscription", PlanRestricted),
+        ("", PlanRestricted),  # the documented meaning when nothing else is said
+        ("Access denied!", AccessDenied),
+        ("Access denied.", AccessDenied),
+        ("Current user can't be authorized in this context", UserNotAuthorized),
+    ],
+)
+def test_access_denied_variants_are_told_apart_by_their_message(
+    shape: Any, message: str, cls: type[Bitrix24Error]
+) -> None:
+    """ACCESS_DENIED means a plan without REST, a user without rights, or an unusable user."""
+    err = error_from_response(403, {}, shape("ACCESS_DENIED", message), host=HOST, now=NOW)
+    assert type(err) is cls
+
+
+def test_subscription_ended_without_a_code_is_read_from_402() -> None:
+    """402 Payment Required with an unknown body is the ended subscription too."""
+    assert type(error_from_response(402, {}, b"<html>", host=HOST, now=NOW)) is SubscriptionEnded

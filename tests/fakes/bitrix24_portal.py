@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import hashlib
 import json
 import re
 import secrets
@@ -327,9 +328,10 @@ def _required(name: str) -> dict[str, str]:
     return {"field": name, "message": f"Required field `{name}` is not specified"}
 
 
-def _cause(field_name: str, cause: str, description: str) -> dict[str, str]:
-    # The doc tells clients to look for the cause in `message` or a code-like key: give both.
-    return {"field": field_name, "message": f"{cause}: {description}", "code": cause}
+def _cause(field_name: str, cause: str) -> dict[str, str]:
+    # The mail pages document `validation[]` entries as {message, field} and list the cause
+    # code itself as the "error description": no separate code key.
+    return {"field": field_name, "message": cause}
 
 
 def _extract_email(value: str) -> str | None:
@@ -787,6 +789,19 @@ class FakePortal:
         self._send_failure: str | None = None
         self._denied: dict[int, frozenset[str] | None] = {}
         self._missing_modules: set[str] = set()
+        self._require_mailbox_id = False
+        self._list_seed = 0
+
+    def set_require_mailbox_id(self, on: bool) -> None:
+        """Until reset, mail.message.list refuses a call without `mailboxId` (as b24pysdk
+        expects the real portal may)."""
+        with self._lock:
+            self._require_mailbox_id = on
+
+    def set_list_order_seed(self, seed: int) -> None:
+        """Choose another arbitrary order for mail.message.list."""
+        with self._lock:
+            self._list_seed = seed
 
     def clear(self) -> None:
         """Forget delivered e-mails, recorded requests, stored idempotent responses, time
@@ -805,8 +820,8 @@ class FakePortal:
         Keys: latency {seconds, phase?, methods?}; fail_next {n, status?, error?, methods?};
         drop_next {n, phase?, methods?}; rename host|null; expire_webhook user_id;
         operation_time_limit {reset_in, methods?}|null; rate {rate, burst};
-        plan_restricted, overloaded, require_https: bool; send_failure cause|null;
-        expire_oauth_token token.
+        plan_restricted, overloaded, require_https, require_mailbox_id: bool; send_failure
+        cause|null; expire_oauth_token token; list_order_seed int.
         """
         appliers: dict[str, Callable[[Any], None]] = {
             "latency": lambda v: self.set_latency(**v),
@@ -827,6 +842,8 @@ class FakePortal:
             "overloaded": lambda v: self.set_overloaded(bool(v)),
             "require_https": lambda v: self.set_require_https(bool(v)),
             "send_failure": self.set_send_failure,
+            "require_mailbox_id": lambda v: self.set_require_mailbox_id(bool(v)),
+            "list_order_seed": lambda v: self.set_list_order_seed(int(v)),
         }
         unknown = set(spec) - set(appliers)
         if unknown:
@@ -1229,7 +1246,8 @@ class FakePortal:
             "date": message.date.isoformat(timespec="seconds"),
             "isSeen": message.is_seen,
             "hasAttachments": message.has_attachments,
-            "url": f"{self.base_url}/mail/message/{message.id}/",
+            # Relative, as in the mail.message.get example (`/mail/message/15`).
+            "url": f"/mail/message/{message.id}",
             "bindings": [],
             "body": message.body,
         }
@@ -1258,7 +1276,9 @@ class FakePortal:
         return {"items": items[offset : offset + limit]}
 
     def _m_message_list(self, caller: _Caller, params: dict[str, Any], _key: str | None) -> Any:
-        mailbox_id = self._int_param(params, "mailboxId", required=False)
+        with self._lock:
+            require_mailbox, seed = self._require_mailbox_id, self._list_seed
+        mailbox_id = self._int_param(params, "mailboxId", required=require_mailbox)
         query = self._str_param(params, "searchQuery")
         date_from = self._date_param(params, "dateFrom")
         date_to = self._date_param(params, "dateTo")
@@ -1285,7 +1305,9 @@ class FakePortal:
             and (has_attachments is None or m.has_attachments == has_attachments)
             and (folder is None or m.folder.lower() == folder.lower())
         ]
-        found.sort(key=lambda m: (m.date, m.id), reverse=True)  # newest first
+        # The page does not document an order: an arbitrary one, stable from call to call so
+        # pages do not overlap, and unrelated to the date so a client must sort for itself.
+        found.sort(key=lambda m: hashlib.sha256(f"{seed}:{m.id}".encode()).digest())
         return {"items": [self._message_item(m) for m in found[offset : offset + limit]]}
 
     def _m_message_get(self, caller: _Caller, params: dict[str, Any], _key: str | None) -> Any:
@@ -1309,7 +1331,10 @@ class FakePortal:
         limit = self._int_param(params, "limit", required=False)
         assert message_id is not None
         anchor = self._visible_message(caller, message_id)
-        limit = 20 if limit is None else max(1, min(limit, 50))
+        if limit is not None and not 1 <= limit <= 50:
+            # Documented maximum 50; what the portal does above it is not, so refuse it.
+            raise _invalid([{"field": "limit", "message": "Field `limit` must be from 1 to 50"}])
+        limit = 20 if limit is None else limit
         with self._lock:
             thread = [
                 m
@@ -1385,7 +1410,9 @@ class FakePortal:
         lists: dict[str, list[str]] = {}
         for name in ("to", "cc", "bcc"):
             value = params.get(name)
-            if value is None:
+            if value is None and name == "to":
+                problems.append(_required(name))
+            elif value is None:
                 lists[name] = []
             elif isinstance(value, list) and all(isinstance(a, str) for a in value):
                 lists[name] = value
@@ -1394,20 +1421,24 @@ class FakePortal:
                     {"field": name, "message": f"Field `{name}` must be an array of strings"}
                 )
         if "to" in lists and not any(a.strip() for a in lists["to"]):
-            problems.append(_cause("to", NO_RECIPIENTS, "No recipients"))
+            problems.append(_cause("to", NO_RECIPIENTS))
         if problems:
             raise _invalid(problems)
 
         # Where the docs' tables put the send/reply/forward failure codes.
         fail_field = ref_field or "from"
         if ref_id is not None:
-            self._visible_message(caller, ref_id)
+            with self._lock:
+                original = self._messages.get(ref_id)
+            if original is None or original.user_id != caller.user.user_id:
+                # Documented as the validation cause on the id field, not ENTITYNOTFOUND.
+                raise _invalid([_cause(fail_field, fail_cause)])
         from_ = params["from"]
         sender = _extract_email(from_)
         if sender is None or all(sender.lower() != e.lower() for _, e in caller.user.senders):
-            raise _invalid([_cause(fail_field, fail_cause, "Sender is not available")])
+            raise _invalid([_cause(fail_field, fail_cause)])
         bad = [
-            _cause(name, RESOLVE_RECIPIENTS_ERROR, f"Invalid address `{address}`")
+            _cause(name, RESOLVE_RECIPIENTS_ERROR)
             for name in ("to", "cc", "bcc")
             for address in lists[name]
             if _extract_email(address) is None
@@ -1418,7 +1449,7 @@ class FakePortal:
             injected = self._send_failure
         if injected:
             where = "to" if injected in (NO_RECIPIENTS, RESOLVE_RECIPIENTS_ERROR) else fail_field
-            raise _invalid([_cause(where, injected, "The e-mail could not be sent")])
+            raise _invalid([_cause(where, injected)])
 
         delivered = Delivered(
             method=method,

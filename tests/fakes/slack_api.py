@@ -186,6 +186,7 @@ class FakeSlack(SlackMethods):
         self._ts_seq = itertools.count(1)
         self._last_ts_micros = 0
         self._channel_members: dict[str, list[str]] = {}
+        self._usergroups: dict[str, dict[str, Any]] = {}
         self._held: dict[str, Held] = {}
         self._view_seq = itertools.count(1)
         self._dm_seq = itertools.count(1)
@@ -429,6 +430,17 @@ class FakeSlack(SlackMethods):
                 is_admin=is_admin,
                 is_owner=is_owner,
             )
+
+    def add_usergroup(self, group_id: str, *, handle: str, name: str | None = None) -> None:
+        """Make a user group known to usergroups.list."""
+        with self._lock:
+            self._usergroups[group_id] = {
+                "id": group_id,
+                "team_id": self.team_id,
+                "handle": handle,
+                "name": name or handle,
+                "is_usergroup": True,
+            }
 
     def add_channel(
         self,

@@ -599,6 +599,10 @@ class SlackMethods:
             result["channel"] = {"id": channel.id}
         return result
 
+    def _usergroups_list(self, args: dict[str, Any], identity: _Identity) -> dict[str, Any]:
+        """The workspace's user groups (FakeSlack.add_usergroup): id, handle, name."""
+        return {"usergroups": [copy.deepcopy(g) for g in self._usergroups.values()]}
+
     def _users_info(self, args: dict[str, Any], identity: _Identity) -> dict[str, Any]:
         user_id = self._arg(args, "user")
         record = self._users.get(user_id or "")
@@ -803,6 +807,47 @@ class SlackMethods:
             "response_metadata": {"next_cursor": cursor},
         }
 
+    def _conversations_replies(self, args: dict[str, Any], identity: _Identity) -> dict[str, Any]:
+        """A thread: its parent and replies, oldest first; `oldest`/`latest` exclusive unless
+        `inclusive`; metadata only with include_all_metadata (like conversations.history)."""
+        channel = self._readable_channel(self._arg(args, "channel"))
+        parent = self._arg(args, "ts")
+        if parent is None:
+            raise _ApiError("invalid_arguments")
+        if (channel.id, parent) not in self._messages:
+            raise _ApiError("thread_not_found")
+        oldest = _ts_arg(args, "oldest")
+        latest = _ts_arg(args, "latest")
+        inclusive = _truthy(args.get("inclusive", False))
+        with_metadata = _truthy(args.get("include_all_metadata", False))
+
+        def within(ts: float) -> bool:
+            if oldest is not None and (ts < oldest or (ts == oldest and not inclusive)):
+                return False
+            return not (latest is not None and (ts > latest or (ts == latest and not inclusive)))
+
+        found = [
+            message
+            for (channel_id, ts), message in self._messages.items()
+            if channel_id == channel.id
+            and (ts == parent or message.get("thread_ts") == parent)
+            and within(float(ts))
+        ]
+        found.sort(key=lambda m: float(m["ts"]))
+        offset, limit = _page(args, default=100, maximum=999)
+        shown = []
+        for message in found[offset : offset + limit]:
+            copied = copy.deepcopy(message)
+            if not with_metadata:
+                copied.pop("metadata", None)
+            shown.append(copied)
+        cursor = _next_cursor(offset, limit, len(found))
+        return {
+            "messages": shown,
+            "has_more": bool(cursor),
+            "response_metadata": {"next_cursor": cursor},
+        }
+
     def _conversations_members(self, args: dict[str, Any], identity: _Identity) -> dict[str, Any]:
         """User ids in the channel (set with FakeSlack.set_channel_members), with a cursor."""
         channel = self._readable_channel(self._arg(args, "channel"))
@@ -830,8 +875,10 @@ class SlackMethods:
         "conversations.info": _conversations_info,
         "conversations.open": _conversations_open,
         "conversations.history": _conversations_history,
+        "conversations.replies": _conversations_replies,
         "conversations.members": _conversations_members,
         "users.info": _users_info,
+        "usergroups.list": _usergroups_list,
         "views.open": _views_open,
         "views.push": _views_push,
         "views.update": _views_update,

@@ -189,8 +189,20 @@ def test_message_list_shape_and_order(
 ) -> None:
     r = call(http, user, "mail.message.list")
     items = r.json()["result"]["items"]
-    assert [i["id"] for i in items] == [inbox["new"], inbox["mid"], inbox["old"]]
-    mid = items[1]
+    # mail.message.list documents no order: any order, the same on every call (pages must not
+    # overlap), and another seed gives another one.
+    assert sorted(i["id"] for i in items) == sorted([inbox["new"], inbox["mid"], inbox["old"]])
+    assert [i["id"] for i in call(http, user, "mail.message.list").json()["result"]["items"]] == [
+        i["id"] for i in items
+    ]
+    orders = set()
+    for seed in range(8):
+        portal.set_list_order_seed(seed)
+        listed = call(http, user, "mail.message.list").json()["result"]["items"]
+        orders.add(tuple(i["id"] for i in listed))
+    assert len(orders) > 1
+    by_id = {i["id"]: i for i in items}
+    mid = by_id[inbox["mid"]]
     assert mid == {
         "id": inbox["mid"],
         "mailboxId": 1,
@@ -202,11 +214,11 @@ def test_message_list_shape_and_order(
         "date": "2026-05-26T10:00:00+00:00",
         "isSeen": False,
         "hasAttachments": False,
-        "url": f"{portal.base_url}/mail/message/{inbox['mid']}/",
+        "url": f"/mail/message/{inbox['mid']}",  # relative, as in mail.message.get's example
         "bindings": [],
         "body": "any news?",
     }
-    assert items[0]["mailboxEmail"] == "sales@example.com"
+    assert by_id[inbox["new"]]["mailboxEmail"] == "sales@example.com"
 
 
 @pytest.mark.parametrize(
@@ -221,7 +233,7 @@ def test_message_list_shape_and_order(
         ({"hasAttachments": False}, ["new", "mid"]),
         ({"folder": "archive"}, ["new"]),
         ({"mailboxId": 1}, ["mid", "old"]),
-        ({"pagination": {"limit": 1, "page": 2}}, ["mid"]),
+        ({"pagination": {"limit": 1, "page": 2}}, ["the second in the portal's order"]),
     ],
 )
 def test_message_list_filters(
@@ -233,7 +245,30 @@ def test_message_list_filters(
 ) -> None:
     r = call(http, user, "mail.message.list", filters)
     assert r.status_code == 200, r.text
-    assert [i["id"] for i in r.json()["result"]["items"]] == [inbox[k] for k in expected]
+    found = [i["id"] for i in r.json()["result"]["items"]]
+    if "pagination" in filters:
+        everything = [
+            i["id"] for i in call(http, user, "mail.message.list").json()["result"]["items"]
+        ]
+        assert found == everything[1:2]
+    else:
+        assert sorted(found) == sorted(inbox[k] for k in expected)
+
+
+def test_message_list_may_require_a_mailbox_id(
+    portal: FakePortal, user: FakeUser, inbox: dict[str, int], http: httpx.Client
+) -> None:
+    """With the switch on, a list without mailboxId is a required-field error; with it, fine."""
+    portal.set_require_mailbox_id(True)
+    r = call(http, user, "mail.message.list")
+    assert (r.status_code, v3_code(r)) == (400, VALIDATION_ERROR)
+    assert r.json()["error"]["validation"] == [
+        {"field": "mailboxId", "message": "Required field `mailboxId` is not specified"}
+    ]
+    r = call(http, user, "mail.message.list", {"mailboxId": 2})
+    assert [i["id"] for i in r.json()["result"]["items"]] == [inbox["new"]]
+    portal.reset_faults()
+    assert call(http, user, "mail.message.list").status_code == 200
 
 
 def test_message_list_rejects_bad_dates_and_types(
@@ -292,6 +327,10 @@ def test_message_thread_is_plain_array(
     assert result[0]["date"] == "2026-05-01 09:00:00"
     r = call(http, user, "mail.message.thread", {"id": second, "limit": 1})
     assert len(r.json()["result"]) == 1
+    assert call(http, user, "mail.message.thread", {"id": second, "limit": 50}).status_code == 200
+    for beyond in (51, 0):  # documented: at most 50
+        r = call(http, user, "mail.message.thread", {"id": second, "limit": beyond})
+        assert (r.status_code, r.json()["error"]["validation"][0]["field"]) == (400, "limit")
     portal.add_user(2)
     foreign = portal.add_message(2, subject="x", from_="x@y.org")
     r = call(http, user, "mail.message.thread", {"id": foreign})
@@ -337,7 +376,7 @@ def test_send_accepts_name_and_address_sender(
         ({"subject": ...}, "subject", None),
         ({"subject": ""}, "subject", None),
         ({"body": ...}, "body", None),
-        ({"to": ...}, "to", "NO_RECIPIENTS"),
+        ({"to": ...}, "to", None),
         ({"to": []}, "to", "NO_RECIPIENTS"),
         ({"from": "stranger@example.com"}, "from", "MESSAGE_SEND_FAILED"),
         ({"to": ["not an address"]}, "to", "RESOLVE_RECIPIENTS_ERROR"),
@@ -360,8 +399,8 @@ def test_send_validation(
     if cause is None:
         assert entry["message"] == f"Required field `{field}` is not specified"
     else:
-        assert entry["code"] == cause
-        assert entry["message"].startswith(f"{cause}: ")
+        # Documented entries are {message, field} only, the cause code as the message.
+        assert entry == {"field": field, "message": cause}
     assert portal.delivered == []
 
 
@@ -372,14 +411,21 @@ def test_reply(portal: FakePortal, user: FakeUser, http: httpx.Client) -> None:
     (d,) = portal.delivered
     assert (d.method, d.reply_to_message_id, d.forward_message_id) == (REPLY, original, None)
 
+    # A missing or someone else's e-mail: the documented MESSAGE_REPLY_FAILED on the id field.
+    failed = [{"field": "replyToMessageId", "message": "MESSAGE_REPLY_FAILED"}]
     r = call(http, user, REPLY, mail(replyToMessageId=424242))
-    assert (r.status_code, v3_code(r)) == (400, ENTITY_NOT_FOUND)
+    assert (r.status_code, v3_code(r)) == (400, VALIDATION_ERROR)
+    assert r.json()["error"]["validation"] == failed
     portal.add_user(2)
     foreign = portal.add_message(2, subject="x", from_="x@y.org")
     r = call(http, user, REPLY, mail(replyToMessageId=foreign))
-    assert (r.status_code, v3_code(r)) == (403, ACCESS_DENIED_V3)
+    assert (r.status_code, v3_code(r), r.json()["error"]["validation"]) == (
+        400,
+        VALIDATION_ERROR,
+        failed,
+    )
     r = call(http, user, REPLY, mail(replyToMessageId=original, **{"from": "no@example.com"}))
-    assert r.json()["error"]["validation"][0]["code"] == "MESSAGE_REPLY_FAILED"
+    assert r.json()["error"]["validation"] == failed
     r = call(http, user, REPLY, mail())
     assert r.json()["error"]["validation"] == [
         {
@@ -403,14 +449,18 @@ def test_forward(portal: FakePortal, user: FakeUser, http: httpx.Client) -> None
     assert (d.method, d.forward_message_id, d.reply_to_message_id) == (FORWARD, original, None)
     r = call(http, user, FORWARD, mail())
     assert r.json()["error"]["validation"][0]["field"] == "forwardMessageId"
+    failed = [{"field": "forwardMessageId", "message": "MESSAGE_FORWARD_FAILED"}]
     r = call(http, user, FORWARD, mail(forwardMessageId=original, **{"from": "no@example.com"}))
-    assert r.json()["error"]["validation"][0]["code"] == "MESSAGE_FORWARD_FAILED"
+    assert r.json()["error"]["validation"] == failed
+    r = call(http, user, FORWARD, mail(forwardMessageId=424242))
+    assert (r.status_code, r.json()["error"]["validation"]) == (400, failed)
+    assert len(portal.delivered) == 1
 
 
 def test_send_failure_fault(portal: FakePortal, user: FakeUser, http: httpx.Client) -> None:
     portal.set_send_failure("MESSAGE_SEND_FAILED")
     r = call(http, user, SEND, mail())
-    assert r.json()["error"]["validation"][0]["code"] == "MESSAGE_SEND_FAILED"
+    assert r.json()["error"]["validation"] == [{"field": "from", "message": "MESSAGE_SEND_FAILED"}]
     original = portal.add_message(1, subject="Q", from_="bob@client.org")
     r = call(http, user, REPLY, mail(replyToMessageId=original))
     assert r.status_code == 400

@@ -21,6 +21,9 @@ SENDERS = [
 FIELDS = {"from", "to", "cc", "bcc", "subject", "body"}
 CAP = 5
 HEADER_BREAKERS = ("\r", "\n", "\x00", "\u2028", "\u2029", "\x85")
+# Bidi controls and zero-width characters: invisible, and able to make text read otherwise.
+SPOOFERS = ("\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068")
+SPOOFERS += ("\u2069", "\u200b", "\u200c", "\u200d", "\u2060", "\ufeff")
 
 hostile = st.sampled_from(
     [
@@ -40,11 +43,16 @@ hostile = st.sampled_from(
         '"',
         "<",
         ">",
+        "\u202eEve\u202c <eve@x.example>",
+        "Tr\u200bust <t@x.example>",
+        "иван@x.example",
+        "ivan@пример.рф",
+        *SPOOFERS,
     ]
 )
 address_text = st.lists(hostile | st.text(max_size=6), max_size=12).map("".join)
 subjects = st.lists(
-    st.sampled_from(["Hi", " ", "\r\n", "Bcc: spy@evil.example", "\x00", "\u2028", "\t"])
+    st.sampled_from(["Hi", " ", "\r\n", "Bcc: spy@evil.example", "\x00", "\u2028", "\t", *SPOOFERS])
     | st.text(max_size=8),
     max_size=10,
 ).map("".join) | st.integers(SUBJECT_MAX - 2, SUBJECT_MAX + 2).map(lambda n: "s" * n)
@@ -90,6 +98,8 @@ def test_any_form_yields_field_problems_or_a_clean_email(
     assert len(emails) == len(set(emails))
     for header in [result.sender, result.subject, *recipients]:
         assert not any(ch in header for ch in HEADER_BREAKERS), header
+        assert not any(ch in header for ch in SPOOFERS), header
+    assert all(parse_single_address(r).email.rpartition("@")[0].isascii() for r in recipients)
     assert 0 < len(result.subject) <= SUBJECT_MAX
     assert_safe_html(result.body_html)
 

@@ -16,6 +16,7 @@ from bot.mail.addresses import (
     count_recipients,
     parse_address_list,
     parse_single_address,
+    smtputf8_required,
 )
 
 
@@ -420,3 +421,16 @@ def test_joined_lists_parse_back(addresses: list[str], separator: str) -> None:
             expected.append(normalized)
     assert emails(result) == expected
     assert count_recipients(result) == len(expected)
+
+
+def test_bidi_controls_and_zero_width_characters_leave_display_names() -> None:
+    """A name that would read backwards or hide a character is sent as it reads."""
+    parsed = parse_address_list('"\u202eAnna\u202c Tr\u200bust\u2066" <anna@x.example>')
+    assert [a.formatted() for a in parsed.addresses] == ["Anna Trust <anna@x.example>"]
+
+
+def test_only_a_non_ascii_local_part_needs_smtputf8() -> None:
+    """иван@… needs SMTPUTF8; an international domain travels as punycode and does not."""
+    assert smtputf8_required("иван@example.com")
+    assert not smtputf8_required("ivan@пример.рф")
+    assert not smtputf8_required("ivan@example.com")

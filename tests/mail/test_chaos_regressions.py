@@ -141,3 +141,71 @@ async def test_a_status_leased_elsewhere_does_not_make_other_notifiers_spin(
     assert outbox.claims <= 3, f"{outbox.claims} claims in 1 s"
     assert time.process_time() - started < 0.5
     assert slack.calls_to("chat.postMessage") == []
+
+
+class Died(BaseException):
+    """The worker's death right after Slack took the message (SIGKILL, as in the scale-out
+    test): nothing after it runs, nothing is recorded."""
+
+
+class DyingOutbox(FlakyOutbox):
+    async def mark_notified(
+        self, email_id: str, *, version: int, channel: str, ts: str, note: str | None
+    ) -> None:
+        raise Died
+
+
+@pytest.mark.parametrize("thread", [False, True], ids=["channel", "thread"])
+async def test_a_worker_dying_between_posting_and_recording_leaves_no_stale_status(
+    engine: AsyncEngine, slack: FakeSlack, thread: bool
+) -> None:
+    """scale-out/chaos kill: the first notifier posts "Sending…" and dies before recording its
+    ts. The next one finds that message by its metadata (the intent was recorded before the
+    post) and updates it to Sent: one message, not a stale one beside a new one."""
+    dying = DyingOutbox(engine, error=RuntimeError("unused"))
+    if thread:
+        parent = str(slack.add_message("C0001", text="the e-mail card")["ts"])
+        row, _ = await dying.enqueue(
+            NewEmail(
+                submission_key="VT:h1",
+                user=ALICE,
+                sender="Alice <alice@corp.example>",
+                to=["bob@client.example"],
+                subject="Re: Offer",
+                body_html="<p>Hi</p>",
+                result_channel="C0001",
+                result_thread_ts=parent,
+                deadline=utcnow() + timedelta(minutes=5),
+            )
+        )
+    else:
+        row = await queue_one(dying)
+    first = notifier(dying, slack)
+    (claimed,) = await dying.claim_notifications(lease=timedelta(seconds=30), limit=1)
+    with pytest.raises(Died):
+        await first.notify(claimed)
+    await first._clients.aclose()
+    assert len([c for c in slack.calls_to("chat.postMessage") if c.ok]) == 1
+
+    # The e-mail goes out meanwhile; the lease of the dead notifier has run out.
+    outbox = FlakyOutbox(engine, error=RuntimeError("unused"))
+    (sending,) = await outbox.claim_due(owner="w", lease=timedelta(seconds=30), limit=1)
+    assert await outbox.mark_sent(sending.id, owner="w")
+    later = utcnow() + timedelta(seconds=31)
+    (again,) = await outbox.claim_notifications(lease=timedelta(seconds=30), limit=1, now=later)
+    second = notifier(outbox, slack)
+    await second.notify(again)
+    await second._clients.aclose()
+
+    posts = [c for c in slack.calls_to("chat.postMessage") if c.ok]
+    assert len(posts) == 1, [c.args.get("text") for c in posts]
+    stored = await outbox.get(row.id)
+    assert stored is not None and stored.notified_version == stored.state_version
+    assert (stored.status_channel, stored.status_ts) == (
+        posts[0].response["channel"],  # type: ignore[index]
+        posts[0].response["ts"],  # type: ignore[index]
+    )
+    shown = [
+        m for m in slack.messages.values() if "Report" in json.dumps(m) or "Offer" in json.dumps(m)
+    ]
+    assert len(shown) == 1 and ":white_check_mark: Sent" in json.dumps(shown[0]["blocks"])

@@ -238,3 +238,34 @@ async def test_two_workers_racing_over_200_rows_deliver_each_exactly_once(
     assert len(subjects) == 200
     rows = await first.outbox.history(ALICE, limit=500)
     assert Counter(r.status for r in rows) == {OutboxStatus.SENT: 200}
+
+
+async def test_a_claim_that_waited_too_long_is_handed_back_not_attempted(
+    engine: AsyncEngine, box: SecretBox, client: Bitrix24Client, portal: FakePortal
+) -> None:
+    """chaos under a CPU hog: the attempt's budget counts from the claim. A row whose lease went
+    (almost) by before the call is released untouched rather than sent into the last seconds of
+    its lease, where another worker may take it and the two requests with one key overlap."""
+    setup = Setup(engine, box, client)
+    await linked(setup, portal)
+    config = DeliveryConfig(lease=timedelta(seconds=30), backoff_base=0.05, idle_poll=0.05)
+    row, _ = await setup.sending.submit(ALICE, an_email(), submission_key="k9", result_channel="C1")
+    (claimed,) = await setup.outbox.claim_due(owner="slow", lease=config.lease, limit=1)
+    worker = setup.worker(config)
+    worker.owner = "slow"
+    # 26 of the 30 seconds are gone: the budget (30 - 1 s request limit - 5 s margin) is spent.
+    assert claimed.lease_expires_at is not None
+    claimed.lease_expires_at = utcnow() + timedelta(seconds=4)
+    await worker.deliver(claimed)
+    assert [r.method_name for r in portal.requests] == ["mail.mailbox.senders"]  # linking
+    assert portal.delivered == []
+    stored = await setup.outbox.get(row.id)
+    assert stored is not None
+    assert (stored.status, stored.lease_owner, stored.attempts) == (OutboxStatus.QUEUED, None, 0)
+
+    # With the lease fresh, the same row goes out once.
+    (again,) = await setup.outbox.claim_due(owner="fast", lease=config.lease, limit=1)
+    fresh = setup.worker(config)
+    fresh.owner = "fast"
+    await fresh.deliver(again)
+    assert len(portal.delivered) == 1

@@ -7,10 +7,10 @@ The portal keeps each send 0.3 s before running it, and runs it even when the ca
 the killed worker's sends still happen, and the next worker's attempt with the same key (after
 the 10 s lease) must be answered from the portal's idempotency store, not sent again.
 
-A known limit, asserted exactly rather than hidden: chat.postMessage has no idempotency key, so
-a status message the killed worker posted but had not yet recorded stays at "Sending…" beside
-the final one another worker posts. Each such message must be a first post that reached Slack
-before the kill, for an e-mail whose recorded status message says Sent.
+chat.postMessage has no idempotency key, so a status message the killed worker posted but had
+not yet recorded could stay at "Sending…" beside the final one another worker posts (0-7 per
+500 e-mails before). The intent is recorded before posting and the next worker finds the
+message by its metadata, so no status message is left behind: every one is the recorded one.
 """
 
 from __future__ import annotations
@@ -49,8 +49,6 @@ LEASE_SECONDS = 10
 SEND_LATENCY = 0.3
 SIGNING_SECRET = "scale-out-signing-secret-0123456789"
 SENT = ":white_check_mark: Sent"
-SENDING = ":outbox_tray: Sending"
-NOTIFY_BATCH = 20  # status messages one notifier posts at once
 
 
 @pytest.fixture
@@ -243,12 +241,9 @@ async def test_two_webs_three_workers_one_killed_every_email_sent_exactly_once(
                     for c in slack.calls_to("chat.postMessage")
                     if c.ok
                 }
-                subjects = {f"*{r['subject']}*" for r in rows}
-                assert len(stale) <= NOTIFY_BATCH, len(stale)
-                for key, message in stale.items():
-                    assert message["text"].startswith(SENDING), message["text"]
-                    assert posted_at[key] < killed_at[0], "a survivor left a message unrecorded"
-                    assert any(subject in message["text"] for subject in subjects)
+                assert stale == {}, [
+                    (m["text"][:60], posted_at.get(key), killed_at[0]) for key, m in stale.items()
+                ]
                 # The killed worker's e-mails were taken again after their lease, sent once.
                 assert orphans, "the killed worker held no e-mail"
                 by_id = {r["id"]: r for r in rows}

@@ -195,6 +195,11 @@ async def test_happy_path_sends_exactly_what_was_written(
             "Choose one of your Bitrix24 sender addresses",
         ),
         (
+            {"cc": "bob@client.example, иван@пример.рф"},
+            ids.CC_BLOCK,
+            "иван@пример.рф: the part before @ has non-Latin characters",
+        ),
+        (
             {"to": " ".join(f"r{i}@client.example" for i in range(51))},
             ids.TO_BLOCK,
             "Too many recipients: 51 (at most 50",
@@ -217,6 +222,22 @@ async def test_invalid_fields_get_inline_errors_and_nothing_is_queued(
     assert expected in answer["errors"][block]
     async with engine.connect() as connection:
         assert await connection.scalar(select(func.count()).select_from(OutboxEmail)) == 0
+
+
+async def test_bidi_controls_and_zero_width_characters_never_reach_bitrix24(
+    engine: AsyncEngine, slack: FakeSlack, portal: FakePortal
+) -> None:
+    """`Invoice \u202efdp.exe` goes out as `Invoice fdp.exe`; display names are cleaned alike."""
+    async with running_app(engine=engine, slack=slack, worker=True) as app:
+        await link(app, portal)
+        values = compose_values(
+            to="\u2067Bob\u2069 Tr\u200bust <bob@client.example>",
+            subject="Invoice \u202efdp.exe\ufeff",
+        )
+        assert (await app.interactive(submission(values))).status_code == 200
+        delivered = await portal.await_delivered(1)
+    assert delivered[0].subject == "Invoice fdp.exe"
+    assert delivered[0].to == ["Bob Trust <bob@client.example>"]
 
 
 async def test_same_submission_twice_sends_one_email(
@@ -400,3 +421,42 @@ async def test_edit_and_resend_opens_the_modal_prefilled(
     assert blocks[ids.SUBJECT_BLOCK]["element"]["initial_value"] == "Draft me"
     assert blocks[ids.CC_BLOCK]["element"]["initial_value"] == "carol@client.example"
     assert blocks[ids.BODY_BLOCK]["element"]["initial_value"]["type"] == "rich_text"
+
+
+async def test_mentions_dates_and_underline_reach_the_email_as_a_person_reads_them(
+    engine: AsyncEngine, slack: FakeSlack, portal: FakePortal
+) -> None:
+    """Rich text from Slack's samples: underline kept, #channel and @group by name (through
+    Slack, like users), an unnamed group readable, two dates apart."""
+    slack.add_user("U0042", name="ann", real_name="Ann Lee")
+    slack.add_channel("C0777", name="sales")
+    slack.add_usergroup("S0555", handle="devs")
+    body = {
+        "type": "rich_text",
+        "elements": [
+            {
+                "type": "rich_text_section",
+                "elements": [
+                    {"type": "text", "text": "ask ", "style": {"underline": True}},
+                    {"type": "user", "user_id": "U0042"},
+                    {"type": "text", "text": " in "},
+                    {"type": "channel", "channel_id": "C0777"},
+                    {"type": "text", "text": " or "},
+                    {"type": "usergroup", "usergroup_id": "S0555"},
+                    {"type": "text", "text": " and "},
+                    {"type": "usergroup", "usergroup_id": "S0999"},
+                    {"type": "text", "text": ": "},
+                    {"type": "date", "timestamp": 1720000000, "fallback": "Jul 3"},
+                    {"type": "date", "timestamp": 1720086400, "fallback": "Jul 4"},
+                ],
+            }
+        ],
+    }
+    async with running_app(engine=engine, slack=slack, worker=True) as app:
+        await link(app, portal)
+        answer = await app.interactive(submission(compose_values(body=body)))
+        assert answer.status_code == 200 and answer.text == ""
+        delivered = await portal.await_delivered(1)
+    assert delivered[0].body == (
+        "<p><u>ask </u>@ann in #sales or @devs and @group: Jul 3 Jul 4</p>"
+    )

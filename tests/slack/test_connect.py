@@ -104,6 +104,7 @@ async def test_pasted_forms_all_link(
         ("moved", "has moved to *new-name.bitrix24.com*"),
         ("unreachable", "Could not reach"),
         ("empty", "Please fill this in"),
+        ("query", "Remove everything from the ? or # on"),
     ],
 )
 async def test_connect_failures_are_inline_errors_that_say_what_to_fix(
@@ -124,6 +125,8 @@ async def test_connect_failures_are_inline_errors_that_say_what_to_fix(
         url = f"http://127.0.0.1:{_closed_port()}/rest/9/{user.code}/"
     elif case == "empty":
         url = ""
+    elif case == "query":
+        url = f"{user.webhook_url}?utm_source=mail"
     async with running_app(engine=engine, slack=slack) as app:
         message = inline_error(await connect(app, url))
         assert await app.services.links.get(SlackUser(team_id="T0001", user_id="U0001")) is None

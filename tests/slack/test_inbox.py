@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 from datetime import UTC, datetime, timedelta
@@ -79,7 +80,10 @@ def has_button(response: ResponsePost, action_id: str) -> bool:
 async def test_inbox_lists_ten_newest_first_and_more_pages_through(
     engine: AsyncEngine, slack: FakeSlack, portal: FakePortal
 ) -> None:
-    """25 e-mails: 10, 10 and 5 per page, newest first; More replaces the list until the end."""
+    """25 e-mails: 10, 10 and 5 per page, each newest first; More replaces the list until the end.
+
+    mail.message.list documents no order (the fake answers an arbitrary one), so each page is
+    sorted by date here, and the pages together hold every e-mail once."""
     async with running_app(engine=engine, slack=slack) as app:
         b24 = await link(app, portal)
         fill_inbox(portal, b24, 25)
@@ -103,21 +107,26 @@ async def test_inbox_lists_ten_newest_first_and_more_pages_through(
             )
         )
         third = await slack.await_for_response(lambda r: r.name == "page3")
-    assert subjects(first) == [f"Mail {i:02d}" for i in range(24, 14, -1)]
-    assert subjects(second) == [f"Mail {i:02d}" for i in range(14, 4, -1)]
-    assert subjects(third) == [f"Mail {i:02d}" for i in range(4, -1, -1)]
+    pages = [subjects(first), subjects(second), subjects(third)]
+    assert [len(page) for page in pages] == [10, 10, 5]
+    for page in pages:
+        assert page == sorted(page, reverse=True)  # "Mail NN" sorts as its date does
+    assert sorted(s for page in pages for s in page) == [f"Mail {i:02d}" for i in range(25)]
     assert not has_button(third, ids.INBOX_MORE_ACTION)
     assert first.json["response_type"] == "ephemeral"
     assert first.json.get("replace_original") is False
     assert second.json["replace_original"] is True
     assert third.json["replace_original"] is True
-    shown = json.dumps(first.json["blocks"])
+    shown = json.dumps([r.json["blocks"] for r in (first, second, third)])
     assert "<!date^" in shown
-    assert shown.count(":paperclip:") == 2  # Mail 20 and Mail 15 have attachments
+    assert shown.count(":paperclip:") == 5  # Mail 00, 05, 10, 15 and 20 have attachments
     newest = portal.messages[-1]
-    assert button(first, ids.INBOX_REPLY_ACTION, str(newest.id))
-    assert button(first, ids.INBOX_SHARE_ACTION, str(newest.id))
-    assert f"/mail/message/{newest.id}/" in shown  # Open in Bitrix24 links to the e-mail
+    (holder,) = [r for r in (first, second, third) if newest.subject in subjects(r)]
+    assert subjects(holder)[0] == newest.subject
+    assert button(holder, ids.INBOX_REPLY_ACTION, str(newest.id))
+    assert button(holder, ids.INBOX_SHARE_ACTION, str(newest.id))
+    # Open in Bitrix24: the portal answers a relative url; the link is made absolute.
+    assert f'"url": "{portal.base_url}/mail/message/{newest.id}"' in shown
     pages = [r.json["pagination"] for r in portal.requests if r.method_name == "mail.message.list"]
     assert pages == [{"page": 1, "limit": 10}, {"page": 2, "limit": 10}, {"page": 3, "limit": 10}]
 
@@ -244,7 +253,7 @@ async def test_share_posts_a_card_with_metadata_and_records_it(
         if e["action_id"] == ids.CARD_REPLY_ACTION
     )
     assert json.loads(reply["value"]) == {"message_id": message_id, "portal": host}
-    assert f"/mail/message/{message_id}/" in shown
+    assert f'"url": "{portal.base_url}/mail/message/{message_id}"' in shown
     assert len(cards) == 1
     row = cards[0]
     assert (row.channel_id, row.message_ts, row.b24_message_id) == (
@@ -287,3 +296,39 @@ async def test_share_where_the_bot_cannot_post_says_why(
     assert "I could not share the e-mail" in answer.json["text"]
     assert expected in answer.json["text"]
     assert cards == []
+
+
+@pytest.mark.parametrize("requires_mailbox_id", [False, True])
+async def test_inbox_copes_with_a_portal_that_requires_a_mailbox_id(
+    engine: AsyncEngine, slack: FakeSlack, portal: FakePortal, requires_mailbox_id: bool
+) -> None:
+    """A portal that refuses a list without mailboxId is asked per mailbox, and remembered:
+    the next inbox goes per mailbox at once. One that does not is never asked per mailbox."""
+    portal.set_require_mailbox_id(requires_mailbox_id)
+    async with running_app(engine=engine, slack=slack) as app:
+        b24 = await link(app, portal)
+        for i in range(6):
+            portal.add_message(
+                b24.user_id,
+                subject=f"Mail {i:02d}",
+                from_=f"s{i}@client.example",
+                date=START + timedelta(hours=i),
+                mailbox_id=1 + i % 2,  # Alice's two mailboxes, alternating
+            )
+        for count in (1, 2):
+            await app.command("inbox")
+            for _ in range(500):
+                answers = slack.responses_to("command")
+                if len(answers) == count:
+                    break
+                await asyncio.sleep(0.01)
+            assert subjects(answers[-1]) == [f"Mail {i:02d}" for i in range(5, -1, -1)], count
+    lists = [r for r in portal.requests if r.method_name == "mail.message.list"]
+    mailbox_lists = [r for r in portal.requests if r.method_name == "mail.mailbox.list"]
+    if requires_mailbox_id:
+        without = [r for r in lists if "mailboxId" not in (r.json or {})]
+        assert len(without) == 1 and without[0].status == 400  # once, then remembered
+        assert sorted(r.json["mailboxId"] for r in lists if r.status == 200) == [1, 1, 2, 2]
+        assert len(mailbox_lists) == 2
+    else:
+        assert all("mailboxId" not in (r.json or {}) for r in lists) and not mailbox_lists

@@ -160,6 +160,7 @@ def _error_codes() -> set[str]:
 
     codes = {getattr(c, "code", None) for c in [*walk(Bitrix24Error), *walk(MailError)]}
     codes |= {"webhook_not_https", "webhook_forbidden_host", "webhook_has_userinfo", "gave_up"}
+    codes.add("webhook_has_query")
     bases = {"bitrix24_error", "mail_error", "other_portal"}  # abstract, or explained elsewhere
     return {c for c in codes if isinstance(c, str)} - bases
 

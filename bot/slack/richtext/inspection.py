@@ -18,16 +18,20 @@ from bot.slack.richtext.tree import (
 
 
 def collect_mentions(block: Mapping[str, Any] | None) -> tuple[set[str], set[str]]:
-    """Return the (user ids, channel ids) mentioned in the block, to resolve names up front."""
-    users: set[str] = set()
+    """Return (every mentioned id to name: users, channels and user groups; the channel ids
+    alone), so names are resolved up front (UserNames.resolve tells the kinds apart)."""
+    named: set[str] = set()
     channels: set[str] = set()
     for node in walk(block):
         kind = node_type(node)
         if kind == "user" and string(node.get("user_id")):
-            users.add(node["user_id"])
+            named.add(node["user_id"])
         elif kind == "channel" and string(node.get("channel_id")):
+            named.add(node["channel_id"])
             channels.add(node["channel_id"])
-    return users, channels
+        elif kind == "usergroup" and string(node.get("usergroup_id")):
+            named.add(node["usergroup_id"])
+    return named, channels
 
 
 def is_blank(block: Mapping[str, Any] | None) -> bool:

@@ -21,6 +21,7 @@ from bot.slack.richtext.tree import (
     NameResolver,
     bounded_int,
     children,
+    gap_between,
     leaf_text,
     link_parts,
     newlines,
@@ -155,10 +156,13 @@ class _HtmlRenderer:
             return ""
         parts: list[str] = []
         last = len(nodes) - 1
+        previous: str | None = None
         for index, node in enumerate(nodes):
             if not self.ctx.visit():
                 break
             kind = node_type(node)
+            parts.append(gap_between(previous, kind))
+            previous = kind
             if kind in CONTAINERS:
                 # Block content where only inline content belongs: keep its text, flattened.
                 parts.append(self.inline(children(node), depth + 1, pre=pre))

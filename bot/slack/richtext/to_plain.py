@@ -15,6 +15,7 @@ from bot.slack.richtext.tree import (
     NameResolver,
     bounded_int,
     children,
+    gap_between,
     leaf_text,
     link_parts,
     newlines,
@@ -77,10 +78,13 @@ class _PlainRenderer:
             return ""
         parts: list[str] = []
         last = len(nodes) - 1
+        previous: str | None = None
         for index, node in enumerate(nodes):
             if not self.ctx.visit():
                 break
             kind = node_type(node)
+            parts.append(gap_between(previous, kind))
+            previous = kind
             if kind in CONTAINERS:
                 parts.append(self.inline(children(node), depth + 1))
                 continue

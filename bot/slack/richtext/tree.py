@@ -34,7 +34,13 @@ CONTAINERS = frozenset(
         "rich_text_preformatted",
     }
 )
-STYLE_TAGS = (("bold", "b"), ("italic", "i"), ("strike", "s"), ("code", "code"))
+STYLE_TAGS = (
+    ("bold", "b"),
+    ("italic", "i"),
+    ("strike", "s"),
+    ("underline", "u"),
+    ("code", "code"),
+)
 # Characters that render as nothing: Slack's editor and copy-paste leave them behind.
 INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff"
 # Leaves naming someone or something: the field holding the id, and the sign shown before it.
@@ -49,8 +55,16 @@ _URL_STRIP = "".join(chr(c) for c in range(0x21))  # C0 controls and space, as W
 _URL_REMOVE = re.compile(r"[\t\n\r]")  # browsers drop these anywhere in a URL: "java\tscript:"
 
 
+# What a reader sees for a channel or user group Slack would not name for us: an id such as
+# C0123ABCD means nothing outside Slack.
+UNNAMED = {"channel": "channel", "usergroup": "group"}
+
+
 @dataclass
 class Ctx:
+    """`user_name` names any mentioned id (users, channels, user groups: Slack's ids never
+    collide across kinds); `channel_name`, when given, names channels instead."""
+
     user_name: NameResolver | None = None
     channel_name: NameResolver | None = None
     budget: int = _MAX_NODES
@@ -92,12 +106,12 @@ def newlines(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
-def _resolve(resolver: NameResolver | None, ident: str) -> str:
+def _resolve(resolver: NameResolver | None, ident: str, fallback: str | None = None) -> str:
     if resolver is not None:
         name = resolver(ident)
         if isinstance(name, str) and name.strip():
             return name.strip().lstrip("@#") or ident
-    return ident
+    return fallback or ident
 
 
 def _emoji(node: Mapping[str, Any]) -> str:
@@ -145,8 +159,10 @@ def atom_text(node: Mapping[str, Any], ctx: Ctx) -> str | None:
     if mention is not None:
         key, sigil = mention
         ident = string(node.get(key))
-        resolver = {"user": ctx.user_name, "channel": ctx.channel_name}.get(kind)
-        return f"{sigil}{_resolve(resolver, ident)}" if ident else ""
+        if kind == "broadcast":
+            return f"{sigil}{ident}" if ident else ""
+        resolver = ctx.channel_name if kind == "channel" and ctx.channel_name else ctx.user_name
+        return f"{sigil}{_resolve(resolver, ident, UNNAMED.get(kind))}" if ident else ""
     if kind == "emoji":
         return _emoji(node)
     if kind == "date":
@@ -154,6 +170,12 @@ def atom_text(node: Mapping[str, Any], ctx: Ctx) -> str | None:
     if kind == "color":
         return string(node.get("value"))
     return None
+
+
+def gap_between(previous: str | None, kind: str) -> str:
+    """What goes between two sibling leaves: a space between two dates, which Slack shows
+    apart but which would otherwise run together ("1 May2 May")."""
+    return " " if previous == "date" and kind == "date" else ""
 
 
 def leaf_text(node: Mapping[str, Any], ctx: Ctx, *, strip_newline: bool = False) -> str:

@@ -65,6 +65,15 @@ class StatusNotifications(OutboxConnections):
             statement = mark_notified_statement(connection.dialect.name == "sqlite")
             await connection.execute(statement, batch if len(batch) > 1 else batch[0])
 
+    async def mark_post_started(self, email_id: str, *, at: datetime) -> None:
+        """Record, before posting, that the first status message is about to be posted."""
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(OutboxEmail)
+                .where(OutboxEmail.id == email_id)
+                .values(status_post_started_at=at)
+            )
+
     async def notify_later(self, email_id: str, *, at: datetime) -> None:
         async with self._sessions.begin() as session:
             await session.execute(

@@ -13,7 +13,7 @@ from bot.slack.richtext import (
     rich_text_to_html,
 )
 
-ALLOWED_TAGS = {"p", "br", "b", "i", "s", "code", "a", "ul", "ol", "li", "blockquote", "pre"}
+ALLOWED_TAGS = {"p", "br", "b", "i", "s", "u", "code", "a", "ul", "ol", "li", "blockquote", "pre"}
 CONTAINERS = {
     "rich_text",
     "rich_text_section",

@@ -33,7 +33,10 @@ def test_collect_mentions() -> None:
         {"type": "rich_text_quote", "elements": [{"type": "channel", "channel_id": "C2"}]},
         {"type": "rich_text_quote", "elements": [{"type": "user", "user_id": "U1"}]},
     )
-    assert collect_mentions(value) == ({"U1", "U2"}, {"C1", "C2"})
+    # Every id to name (user groups too), and the channels alone.
+    assert collect_mentions(value) == ({"U1", "U2", "C1", "C2"}, {"C1", "C2"})
+    grouped = block(section({"type": "usergroup", "usergroup_id": "S1"}))
+    assert collect_mentions(grouped) == ({"S1"}, set())
     assert collect_mentions(None) == (set(), set())
 
 

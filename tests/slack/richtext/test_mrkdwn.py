@@ -53,9 +53,9 @@ def test_mrkdwn_empty() -> None:
         ("* not bold * and *a\nb*", "<p>* not bold * and *a<br>b*</p>"),
         ("(*paren*)!", "<p>(<b>paren</b>)!</p>"),
         ("<@U123> <@U9|ann> hi", "<p>@U123 @U9 hi</p>"),
-        ("<#C123|general>", "<p>#C123</p>"),
+        ("<#C123|general>", "<p>#channel</p>"),  # named through Slack when sent
         ("<!here> <!channel> <!everyone>", "<p>@here @channel @everyone</p>"),
-        ("<!subteam^S123|@devs>", "<p>@S123</p>"),
+        ("<!subteam^S123|@devs>", "<p>@group</p>"),
         ("<!date^1720000000^{date_short}|Jul 3, 2024>", "<p>Jul 3, 2024</p>"),
         (
             "<https://example.com/?a=1&amp;b=2|the site>",
@@ -109,7 +109,7 @@ def test_mrkdwn_date_with_non_ascii_digits_is_its_label() -> None:
 
 def test_mrkdwn_mentions_collected() -> None:
     value = mrkdwn_to_rich_text("<@U1> in <#C1|x>\n&gt; <@U2>")
-    assert collect_mentions(value) == ({"U1", "U2"}, {"C1"})
+    assert collect_mentions(value) == ({"U1", "U2", "C1"}, {"C1"})
 
 
 @pytest.mark.parametrize(

@@ -64,7 +64,7 @@ def test_two_sections() -> None:
             {"bold": True, "italic": True, "strike": True, "code": True},
             "<b><i><s><code>x</code></s></i></b>",
         ),
-        ({"bold": False, "underline": True}, "x"),
+        ({"bold": False, "underline": True}, "<u>x</u>"),
         ({"bold": "yes"}, "x"),
     ],
 )
@@ -283,7 +283,8 @@ def test_user_and_channel_with_resolvers() -> None:
         user_name=names.get,
         channel_name=names.get,
     )
-    assert output == "<p>@Ann &lt;Admin&gt; @U2 #general #C2</p>"
+    # An unnamed user keeps its id (as before); an unnamed channel reads "#channel", not C2.
+    assert output == "<p>@Ann &lt;Admin&gt; @U2 #general #channel</p>"
 
 
 def test_mentions_without_resolvers_and_styled() -> None:
@@ -297,7 +298,7 @@ def test_resolver_returning_odd_values_falls_back_to_id() -> None:
         user_name=lambda _: "   ",
         channel_name=lambda _: 42,
     )
-    assert output == "<p>@U1#C1</p>"
+    assert output == "<p>@U1#channel</p>"
 
 
 def test_resolved_name_prefix_not_doubled() -> None:
@@ -320,7 +321,7 @@ def test_resolved_name_prefix_not_doubled() -> None:
         ({"type": "emoji", "name": "x", "unicode": "000a"}, ":x:"),
         ({"type": "emoji", "name": "<b>", "unicode": 5}, ":&lt;b&gt;:"),
         ({"type": "emoji"}, ""),
-        ({"type": "usergroup", "usergroup_id": "S123"}, "@S123"),
+        ({"type": "usergroup", "usergroup_id": "S123"}, "@group"),
         ({"type": "broadcast", "range": "here"}, "@here"),
         ({"type": "broadcast", "range": "channel"}, "@channel"),
         ({"type": "broadcast", "range": "everyone"}, "@everyone"),
@@ -529,3 +530,34 @@ def test_rtl_emoji_and_zwj_preserved() -> None:
 )
 def test_plain_text_to_html(raw: str, expected: str) -> None:
     assert plain_text_to_html(raw) == expected
+
+
+def test_channel_and_user_group_mentions_read_as_names() -> None:
+    """Channels and user groups named through the one resolver (Slack ids never collide)."""
+    names = {"U1": "Ann", "C1": "sales", "S1": "devs"}
+    output = rich_text_to_html(
+        block(
+            section(
+                {"type": "user", "user_id": "U1"},
+                text(" in "),
+                {"type": "channel", "channel_id": "C1"},
+                text(" for "),
+                {"type": "usergroup", "usergroup_id": "S1"},
+            )
+        ),
+        user_name=names.get,
+    )
+    assert output == "<p>@Ann in #sales for @devs</p>"
+
+
+def test_adjacent_dates_are_kept_apart() -> None:
+    """Two date elements side by side read as two dates, not one run-together string."""
+    first = {"type": "date", "timestamp": 1720000000, "format": "{date_short}", "fallback": "Jul 3"}
+    second = {
+        "type": "date",
+        "timestamp": 1720086400,
+        "format": "{date_short}",
+        "fallback": "Jul 4",
+    }
+    assert html_of(section(first, second)) == "<p>Jul 3 Jul 4</p>"
+    assert html_of(section(first, text(" to "), second)) == "<p>Jul 3 to Jul 4</p>"

@@ -50,3 +50,15 @@ def test_plain_rendering() -> None:
         "code  block\n"
         "site (https://x.io) https://y.io a@example.com bad @Ann 😄"
     )
+
+
+def test_adjacent_dates_are_kept_apart_in_plain_text() -> None:
+    """The plain rendering (what the length cap counts) separates two dates as well."""
+    first = {"type": "date", "timestamp": 1720000000, "format": "{date_short}", "fallback": "Jul 3"}
+    second = {
+        "type": "date",
+        "timestamp": 1720086400,
+        "format": "{date_short}",
+        "fallback": "Jul 4",
+    }
+    assert rich_text_to_plain(block(section(first, second))) == "Jul 3 Jul 4"
