@@ -196,6 +196,7 @@ def build_services(
             bitrix24=bitrix24,
             subscriptions=subscriptions,
             config=poll_config_from(settings),
+            listing=listing,
         ),
         message_actions=MessageActionService(links=links, bitrix24=bitrix24),
         cards=cards,

@@ -41,6 +41,7 @@ from bot.bitrix24 import (
 from bot.identity import SlackUser
 from bot.mail.errors import LinkUnreadable, NotLinked
 from bot.mail.linking import LinkService
+from bot.mail.listing import MessageListing
 from bot.mail.replying import SEARCH_MAX_CHARS, excerpt, html_to_text
 from bot.store.base import utcnow
 from bot.store.models import MailSubscription
@@ -140,10 +141,13 @@ class NotifyService:
         bitrix24: Bitrix24Client,
         subscriptions: SubscriptionRepository,
         config: PollConfig,
+        listing: MessageListing | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._links = links
         self._bitrix24 = bitrix24
+        # The process's one listing: a portal that wants mailboxId is learnt once, for all readers.
+        self._listing = listing or MessageListing(bitrix24=bitrix24)
         self._subscriptions = subscriptions
         self.config = config
         self._clock = clock
@@ -233,7 +237,7 @@ class NotifyService:
                 await self._subscriptions.spend(
                     row.portal_host, now=self._clock(), spacing=self.config.spacing
                 )
-            result = await self._bitrix24.list_messages(
+            result = await self._listing.page(
                 credentials, query, limit=self.config.page_size, page=page
             )
             for message in result.items:

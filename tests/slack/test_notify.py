@@ -130,6 +130,24 @@ async def test_opt_in_then_exactly_one_card_for_a_new_email_and_none_for_old_one
     assert "are on" in status["text"] and "every 1 s" in status["text"]
 
 
+async def test_a_portal_that_lists_only_per_mailbox_still_notifies_once(
+    app: RunningApp, portal: FakePortal, slack: FakeSlack
+) -> None:
+    """A portal refusing mail.message.list without mailboxId: the poller asks per mailbox."""
+    portal.set_require_mailbox_id(True)
+    try:
+        b24 = await link(app, portal)
+        mail(portal, b24, "Old news")
+        await opt_in(app)
+        mail(portal, b24, "Fresh news")
+        await checks(app, 3)
+        assert ["Fresh news" in c["text"] for c in cards_in(slack)] == [True]
+        stored = await app.services.links.require_stored(ALICE)
+        assert app.services.listing.needs_mailbox_id(app.services.links.credentials(stored))
+    finally:
+        portal.set_require_mailbox_id(False)
+
+
 async def test_search_words_filter_what_is_posted(
     app: RunningApp, portal: FakePortal, slack: FakeSlack
 ) -> None:
