@@ -237,7 +237,11 @@ async def test_bidi_controls_and_zero_width_characters_never_reach_bitrix24(
         assert (await app.interactive(submission(values))).status_code == 200
         delivered = await portal.await_delivered(1)
     assert delivered[0].subject == "Invoice fdp.exe"
-    assert delivered[0].to == ["Bob Trust <bob@client.example>"]
+    # Bitrix24 gets bare addresses (the documented form); the name is kept, cleaned, for our texts.
+    assert delivered[0].to == ["bob@client.example"]
+    async with engine.connect() as connection:
+        stored = await connection.scalar(select(OutboxEmail.to_addrs))
+    assert stored == ["Bob Trust <bob@client.example>"]
 
 
 async def test_same_submission_twice_sends_one_email(
