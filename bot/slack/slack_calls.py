@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.background import new_error_id
+from bot.slack.render.connect import connect_prompt
 from bot.slack.wording import Texts
 
 if TYPE_CHECKING:
@@ -47,6 +48,16 @@ def _slack_error(exc: Exception) -> str:
     if isinstance(exc, SlackApiError):
         return str(exc.response.get("error", "unknown"))
     return type(exc).__name__
+
+
+async def prompt_connect(respond: AsyncRespond, t: Texts) -> None:
+    """Tell a user with no link, where they acted and only to them, to run /b24mail connect."""
+    await respond(
+        text=t("connect.prompt"),
+        blocks=connect_prompt(t),
+        response_type="ephemeral",
+        replace_original=False,
+    )
 
 
 def reachable(respond: AsyncRespond | None) -> AsyncRespond | None:

@@ -23,10 +23,9 @@ from bot.slack.listeners.submission import submit_email
 from bot.slack.metadata import ViewOrigin
 from bot.slack.render.card import CardRef, card_reference_from_value
 from bot.slack.render.compose import BLOCK_OF_FIELD
-from bot.slack.render.connect import connect_prompt
 from bot.slack.render.forward import forward_modal, forward_sender
 from bot.slack.render.reply import loading_modal, problem_modal
-from bot.slack.slack_calls import open_view_or_explain
+from bot.slack.slack_calls import open_view_or_explain, prompt_connect
 from bot.slack.wording import Texts
 
 if TYPE_CHECKING:
@@ -53,12 +52,7 @@ async def on_forward_button(
     link = await services.links.get(user)
     if link is None:
         services.background.spawn(
-            respond(
-                text=t("connect.prompt"),
-                blocks=connect_prompt(t),
-                response_type="ephemeral",
-                replace_original=False,
-            ),
+            prompt_connect(respond, t),
             name="forward-needs-link",
         )
         return

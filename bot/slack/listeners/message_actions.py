@@ -24,10 +24,10 @@ from bot.slack import ids
 from bot.slack.errors import explain
 from bot.slack.metadata import ViewOrigin
 from bot.slack.render.card import card_reference_from_value
-from bot.slack.render.connect import connect_prompt, escape_mrkdwn
+from bot.slack.render.connect import escape_mrkdwn
 from bot.slack.render.email_actions import ActionRef
 from bot.slack.render.message_actions import action_done_text, action_failed_text, event_modal
-from bot.slack.slack_calls import open_view_or_explain
+from bot.slack.slack_calls import open_view_or_explain, prompt_connect
 from bot.slack.wording import Texts
 
 if TYPE_CHECKING:
@@ -181,12 +181,7 @@ async def _start(
     place = ResultPlace.of(body)
     if await services.links.get(user) is None:
         services.background.spawn(
-            respond(
-                text=t("connect.prompt"),
-                blocks=connect_prompt(t),
-                response_type="ephemeral",
-                replace_original=False,
-            ),
+            prompt_connect(respond, t),
             name="action-needs-link",
         )
         return

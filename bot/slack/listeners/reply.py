@@ -32,7 +32,7 @@ from bot.slack.errors import explain
 from bot.slack.listeners.submission import submit_email
 from bot.slack.metadata import ViewOrigin
 from bot.slack.render.card import CardRef, card_reference, card_reference_from_value
-from bot.slack.render.connect import connect_modal, connect_prompt
+from bot.slack.render.connect import connect_modal
 from bot.slack.render.reply import (
     ReplyForm,
     field_block_ids,
@@ -42,7 +42,7 @@ from bot.slack.render.reply import (
     reply_modal,
 )
 from bot.slack.richtext import mrkdwn_to_rich_text
-from bot.slack.slack_calls import open_view_or_explain
+from bot.slack.slack_calls import open_view_or_explain, prompt_connect
 from bot.slack.view_state import selected_value
 from bot.slack.wording import Texts
 
@@ -138,12 +138,7 @@ async def on_reply_button(
     link = await services.links.get(user)
     if link is None:
         services.background.spawn(
-            respond(
-                text=t("connect.prompt"),
-                blocks=connect_prompt(t),
-                response_type="ephemeral",
-                replace_original=False,
-            ),
+            prompt_connect(respond, t),
             name="reply-needs-link",
         )
         return
